@@ -1,0 +1,726 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * submit, status, list, cancel. Arguments are checked before the bus is opened, so a typo costs
+ * no round trip and exits with EXIT_USAGE. Verbs taking several ids go on past a failed one and
+ * fail at the end, as systemctl does.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pwd.h>
+#include <string.h>
+#include <unistd.h>
+#include <json-glib/json-glib.h>
+
+#include "jobctl-bus.h"
+#include "jobctl-jobs.h"
+#include "jobctl-time.h"
+#include "jobd-names.h"
+
+/* Far above any sane MaxParameterBytes=; only keeps a runaway pipe from eating memory. */
+#define PARAMETERS_STDIN_MAX (64u * 1024u * 1024u)
+
+/* List's own cap (org.jobd.Jobd1.xml); reaching it means there may be more. */
+#define LIST_LIMIT_MAX 10000u
+
+/* Width of the labels in `jobctl status`, right-aligned as in systemctl status. */
+#define STATUS_LABEL_WIDTH 11
+
+static bool streq_ptr(const char *a, const char *b) {
+        return a && b && strcmp(a, b) == 0;
+}
+
+static const char *status_color(const char *status) {
+        if (streq_ptr(status, JOBD_STATUS_RUNNING))
+                return ANSI_GREEN;
+        if (streq_ptr(status, JOBD_STATUS_FAILED))
+                return ANSI_RED;
+        if (streq_ptr(status, JOBD_STATUS_CANCELLED))
+                return ANSI_YELLOW;
+        return NULL;
+}
+
+static Glyph status_glyph(const char *status) {
+        if (streq_ptr(status, JOBD_STATUS_RUNNING) || streq_ptr(status, JOBD_STATUS_SUCCEEDED))
+                return GLYPH_BLACK_CIRCLE;
+        if (streq_ptr(status, JOBD_STATUS_FAILED) || streq_ptr(status, JOBD_STATUS_CANCELLED))
+                return GLYPH_MULTIPLICATION_SIGN;
+        return GLYPH_WHITE_CIRCLE;
+}
+
+static int parse_job_ids(int argc, char *argv[], GArray **ret) {
+        g_autoptr(GArray) ids = g_array_sized_new(FALSE, FALSE, sizeof(uint64_t), argc);
+
+        for (int i = 1; i < argc; i++) {
+                uint64_t id;
+
+                if (parse_job_id(argv[i], &id) < 0)
+                        return log_usage("Invalid job id '%s': a positive integer, as printed by submit.",
+                                         argv[i]);
+                g_array_append_val(ids, id);
+        }
+
+        *ret = g_steal_pointer(&ids);
+        return 0;
+}
+
+/* submit */
+
+static int read_parameters_stdin(char **ret) {
+        g_autoptr(GString) s = g_string_new(NULL);
+        char buf[64 * 1024];
+
+        for (;;) {
+                ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return log_error_errno(errno, "Failed to read parameters from standard input: %m");
+                }
+                if (n == 0)
+                        break;
+                if (s->len + (size_t) n > PARAMETERS_STDIN_MAX)
+                        return log_error_errno(E2BIG, "Parameters on standard input exceed %u MiB.",
+                                               PARAMETERS_STDIN_MAX / 1024 / 1024);
+                g_string_append_len(s, buf, n);
+        }
+
+        /* a D-Bus string ends at the first NUL: the rest would be dropped without a word */
+        if (memchr(s->str, '\0', s->len))
+                return log_usage("Parameters on standard input contain a NUL byte; JSON text has none.");
+
+        *ret = g_string_free(g_steal_pointer(&s), FALSE);
+        return 0;
+}
+
+/* Catches a typo here rather than as InvalidParameters from the daemon. */
+static int check_parameters(const char *text) {
+        g_autoptr(JsonParser) parser = json_parser_new();
+        g_autoptr(GError) error = NULL;
+
+        if (!g_utf8_validate(text, -1, NULL))
+                return log_usage("Parameters are not valid UTF-8.");
+        if (!json_parser_load_from_data(parser, text, -1, &error))
+                return log_usage("Parameters are not valid JSON: %s", error->message);
+        return 0;
+}
+
+static int append_submit_options(sd_bus_message *m, const Args *a) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+
+        if (a->set & OPTION(PRIORITY)) {
+                r = sd_bus_message_append(m, "{sv}", "priority", "i", (int32_t) a->priority);
+                if (r < 0)
+                        return r;
+        }
+        if (a->set & OPTION(DELAY)) {
+                r = sd_bus_message_append(m, "{sv}", "delay_usec", "t", a->delay_usec);
+                if (r < 0)
+                        return r;
+        }
+        if (a->set & OPTION(NOT_BEFORE)) {
+                r = sd_bus_message_append(m, "{sv}", "not_before_usec", "t", a->not_before_usec);
+                if (r < 0)
+                        return r;
+        }
+        if (a->set & OPTION(TIMEOUT)) {
+                r = sd_bus_message_append(m, "{sv}", "timeout_usec", "t", a->timeout_usec);
+                if (r < 0)
+                        return r;
+        }
+        if (a->set & OPTION(MAX_ATTEMPTS)) {
+                r = sd_bus_message_append(m, "{sv}", "max_attempts", "u", (uint32_t) a->max_attempts);
+                if (r < 0)
+                        return r;
+        }
+        if (a->unique_key) {
+                r = sd_bus_message_append(m, "{sv}", "unique_key", "s", a->unique_key);
+                if (r < 0)
+                        return r;
+        }
+        if (a->lock) {
+                r = sd_bus_message_append(m, "{sv}", "lock", "s", a->lock);
+                if (r < 0)
+                        return r;
+        }
+        if (a->after && a->after->len > 0) {
+                r = sd_bus_message_open_container(m, 'e', "sv");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_append(m, "s", "after");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_open_container(m, 'v', "at");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_append_array(m, 't', a->after->data, a->after->len * sizeof(uint64_t));
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_close_container(m);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_close_container(m);
+                if (r < 0)
+                        return r;
+        }
+
+        return sd_bus_message_close_container(m);
+}
+
+static int print_submitted(const Context *c, uint64_t id, const char *path) {
+        g_autoptr(JsonBuilder) b = NULL;
+        g_autoptr(JsonNode) root = NULL;
+
+        if (c->args.json == JSON_OFF) {
+                /* just the number, so that ID=$(jobctl submit ...) works */
+                printf("%" PRIu64 "\n", id);
+                return 0;
+        }
+
+        b = json_builder_new();
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "id");
+        json_builder_add_int_value(b, (gint64) id);
+        json_builder_set_member_name(b, "job");
+        json_builder_add_string_value(b, path);
+        json_builder_end_object(b);
+        root = json_builder_get_root(b);
+        return json_print(root, c->args.json);
+}
+
+static int verb_submit(Context *c, int argc, char *argv[]) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        g_autofree char *parameters = NULL;
+        const char *type = argv[1], *path;
+        sd_bus *bus;
+        uint64_t id;
+        int r;
+
+        if (!type[0])
+                return log_usage("The job type must not be empty. See '%s types'.",
+                                 program_invocation_short_name);
+        if ((c->args.set & OPTION(DELAY)) && (c->args.set & OPTION(NOT_BEFORE)))
+                return log_usage("--delay= and --not-before= both say when to start; give one.");
+
+        if (argc < 3)
+                parameters = g_strdup("{}");
+        else if (strcmp(argv[2], "-") == 0) {
+                r = read_parameters_stdin(&parameters);
+                if (r != 0)
+                        return r;
+        } else
+                parameters = g_strdup(argv[2]);
+
+        r = check_parameters(parameters);
+        if (r != 0)
+                return r;
+
+        r = context_acquire_bus(c, &bus);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_message_new_method_call(bus, &m, JOBD_BUS_NAME, JOBD_MANAGER_PATH,
+                                           JOBD_MANAGER_INTERFACE, "Submit");
+        if (r < 0)
+                return log_error_errno(r, "Failed to create Submit call: %m");
+        r = sd_bus_message_append(m, "ss", type, parameters);
+        if (r < 0)
+                return log_error_errno(r, "Failed to append parameters: %m");
+        r = append_submit_options(m, &c->args);
+        if (r < 0)
+                return log_error_errno(r, "Failed to append options: %m");
+
+        r = sd_bus_call(bus, m, 0, &error, &reply);
+        if (r < 0) {
+                log_error("Failed to submit job: %s", bus_error_message(&error, r));
+                return r;
+        }
+
+        r = sd_bus_message_read(reply, "to", &id, &path);
+        if (r < 0)
+                return log_error_errno(r, "Failed to parse Submit reply: %m");
+
+        return print_submitted(c, id, path);
+}
+
+/* status */
+
+static char *format_owner(const Context *c, uint32_t uid) {
+        struct passwd *pw;
+
+        if (context_is_remote(c))
+                return g_strdup_printf("%" PRIu32, uid);
+        pw = getpwuid(uid);
+        if (!pw)
+                return g_strdup_printf("%" PRIu32, uid);
+        return g_strdup_printf("%s (%" PRIu32 ")", pw->pw_name, uid);
+}
+
+/* "  Label: value", escaped; further lines of value indented under the first */
+static void print_field(const char *label, const char *color, const char *value) {
+        g_auto(GStrv) lines = g_strsplit(value, "\n", -1);
+
+        for (char **l = lines; *l; l++) {
+                g_autofree char *text = text_escape(*l);
+
+                if (l == lines)
+                        printf("%*s: ", STATUS_LABEL_WIDTH, label);
+                else if (!**l && !l[1])
+                        break;          /* the final newline of the text */
+                else
+                        printf("%*s  ", STATUS_LABEL_WIDTH, "");
+                printf("%s%s%s\n", color ? ansi(color) : "", text, color ? ansi(ANSI_NORMAL) : "");
+        }
+}
+
+static void print_field_str(GVariant *props, const char *label, const char *key) {
+        const char *s;
+
+        if (vardict_get_str(props, key, &s) && s[0])
+                print_field(label, NULL, s);
+}
+
+static void print_field_time(GVariant *props, const char *label, const char *key, uint64_t now) {
+        g_autofree char *absolute = NULL, *relative = NULL, *text = NULL;
+        uint64_t usec;
+
+        if (!vardict_get_u64(props, key, &usec))
+                return;
+        absolute = format_timestamp(usec);
+        if (!absolute)
+                return;
+        relative = format_timestamp_relative(usec, now);
+        text = g_strdup_printf("%s; %s", absolute, relative);
+        print_field(label, NULL, text);
+}
+
+static bool status_is_waiting(const char *status) {
+        return streq_ptr(status, JOBD_STATUS_PENDING) || streq_ptr(status, JOBD_STATUS_SCHEDULED) ||
+               streq_ptr(status, JOBD_STATUS_BLOCKED);
+}
+
+static void print_job_status(const Context *c, uint64_t id, GVariant *props) {
+        const char *status = NULL, *type = "", *message = NULL, *color;
+        uint64_t now = now_realtime_usec(), u64;
+        uint32_t u32, attempt, max_attempts;
+        int32_t i32;
+
+        (void) vardict_get_str(props, "Status", &status);
+        (void) vardict_get_str(props, "Type", &type);
+        color = status_color(status);
+
+        g_autofree char *type_text = text_escape(type);
+        printf("%s%s%s Job %" PRIu64 " - %s\n", color ? ansi(color) : "", glyph(status_glyph(status)),
+               color ? ansi(ANSI_NORMAL) : "", id, type_text);
+
+        print_field_str(props, "Type", "Type");
+        if (status)
+                print_field("Status", color, status);
+
+        if (vardict_get_u32(props, "Owner", &u32)) {
+                g_autofree char *owner = format_owner(c, u32);
+                print_field("Owner", NULL, owner);
+        }
+        if (vardict_get_i32(props, "Priority", &i32)) {
+                g_autofree char *text = g_strdup_printf("%" PRIi32, i32);
+                print_field("Priority", NULL, text);
+        }
+
+        print_field_time(props, "Submitted", "SubmittedUSec", now);
+        if (status_is_waiting(status))
+                print_field_time(props, "NotBefore", "NotBeforeUSec", now);
+        print_field_time(props, "Started", "StartedUSec", now);
+        if (streq_ptr(status, JOBD_STATUS_RUNNING))
+                print_field_time(props, "Deadline", "DeadlineUSec", now);
+        print_field_time(props, "Finished", "FinishedUSec", now);
+
+        if (vardict_get_u32(props, "Attempt", &attempt)) {
+                bool has_max = vardict_get_u32(props, "MaxAttempts", &max_attempts) && max_attempts > 0;
+                g_autofree char *text = has_max
+                        ? g_strdup_printf("%" PRIu32 "/%" PRIu32, attempt, max_attempts)
+                        : g_strdup_printf("%" PRIu32, attempt);
+                print_field("Attempt", NULL, text);
+        }
+
+        (void) vardict_get_str(props, "ProgressMessage", &message);
+        if (!vardict_get_u32(props, "Progress", &u32))
+                u32 = 0;
+        if (u32 > 0 || (message && message[0])) {
+                g_autofree char *text = message && message[0]
+                        ? g_strdup_printf("%" PRIu32 "%% %s", u32, message)
+                        : g_strdup_printf("%" PRIu32 "%%", u32);
+                print_field("Progress", NULL, text);
+        }
+
+        g_autofree char *after = vardict_join(props, "After", " ");
+        if (after)
+                print_field("After", NULL, after);
+
+        print_field_str(props, "Unit", "Unit");
+        print_field_str(props, "Worker", "Worker");
+
+        if (vardict_get_u64(props, "CPUUsageNSec", &u64) && u64 > 0 && u64 != UINT64_MAX) {
+                g_autofree char *text = format_timespan(u64 / NSEC_PER_USEC, USEC_PER_MSEC);
+                print_field("CPU", NULL, text);
+        }
+        if (vardict_get_u64(props, "MemoryPeakBytes", &u64) && u64 > 0 && u64 != UINT64_MAX) {
+                g_autofree char *size = format_bytes(u64), *text = g_strconcat(size, " (peak)", NULL);
+                print_field("Memory", NULL, text);
+        }
+
+        if (vardict_get_i32(props, "ExitStatus", &i32) && i32 >= 0) {
+                g_autofree char *text = g_strdup_printf("%" PRIi32, i32);
+                print_field("ExitStatus", i32 == 0 ? NULL : ANSI_RED, text);
+        }
+        if (vardict_get_str(props, "Error", &message) && message[0])
+                print_field("Error", ANSI_RED, message);
+
+        g_autofree char *outputs = vardict_join(props, "Outputs", ", ");
+        if (outputs)
+                print_field("Outputs", NULL, outputs);
+
+        print_field_str(props, "Parameters", "Parameters");
+        print_field_str(props, "Result", "Result");
+}
+
+static int verb_status(Context *c, int argc, char *argv[]) {
+        g_autoptr(GArray) ids = NULL;
+        sd_bus *bus;
+        int r, ret = 0;
+        bool first = true;
+
+        r = parse_job_ids(argc, argv, &ids);
+        if (r != 0)
+                return r;
+
+        r = context_acquire_bus(c, &bus);
+        if (r < 0)
+                return r;
+
+        for (unsigned i = 0; i < ids->len; i++) {
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                uint64_t id = g_array_index(ids, uint64_t, i);
+                g_autofree char *path = job_object_path(id);
+                g_autoptr(GVariant) props = NULL;
+
+                r = bus_get_all_properties(bus, path, JOBD_JOB_INTERFACE, &error, &props);
+                if (r < 0) {
+                        log_error("Failed to get status of job %" PRIu64 ": %s",
+                                  id, bus_error_message(&error, r));
+                        ret = r;
+                        continue;
+                }
+
+                if (c->args.json != JSON_OFF) {
+                        /* one document per job: a single id prints just the object */
+                        g_autoptr(JsonNode) node = json_from_variant(props);
+
+                        r = json_print(node, c->args.json);
+                        if (r < 0)
+                                return log_error_errno(r, "Failed to write JSON: %m");
+                        continue;
+                }
+
+                if (!first)
+                        putchar('\n');
+                first = false;
+                print_job_status(c, id, props);
+        }
+
+        return ret;
+}
+
+/* list */
+
+static int resolve_owner(const Context *c, uint32_t *ret) {
+        const char *owner = c->args.owner;
+        struct passwd *pw;
+        guint64 uid;
+
+        if (g_ascii_isdigit(owner[0])) {
+                /* (uid_t) -1 is "no user" everywhere */
+                if (!g_ascii_string_to_unsigned(owner, 10, 0, UINT32_MAX - 1, &uid, NULL))
+                        return log_usage("Invalid --owner=%s: a user name or uid.", owner);
+                *ret = (uint32_t) uid;
+                return 0;
+        }
+
+        if (context_is_remote(c))
+                return log_usage("--owner=%s: give a uid with --host=; user names would be looked up "
+                                 "here, not on %s.", owner, c->args.host);
+
+        pw = getpwnam(owner);
+        if (!pw)
+                return log_usage("Unknown user '%s' in --owner=.", owner);
+        *ret = pw->pw_uid;
+        return 0;
+}
+
+static int append_entry_strv(sd_bus_message *m, const char *key, GPtrArray *values) {
+        g_autofree char **strv = g_new0(char *, values->len + 1);
+        int r;
+
+        memcpy(strv, values->pdata, values->len * sizeof(char *));
+
+        r = sd_bus_message_open_container(m, 'e', "sv");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "s", key);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(m, 'v', "as");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append_strv(m, strv);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(m);
+}
+
+static int append_list_filter(sd_bus_message *m, const Args *a, const uint32_t *owner) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+
+        if (a->status) {
+                r = append_entry_strv(m, "status", a->status);
+                if (r < 0)
+                        return r;
+        }
+        if (a->type) {
+                r = append_entry_strv(m, "type", a->type);
+                if (r < 0)
+                        return r;
+        }
+        if (owner) {
+                r = sd_bus_message_append(m, "{sv}", "owner", "u", *owner);
+                if (r < 0)
+                        return r;
+        }
+        if (a->set & OPTION(LIMIT)) {
+                r = sd_bus_message_append(m, "{sv}", "limit", "u", (uint32_t) a->limit);
+                if (r < 0)
+                        return r;
+        }
+        if (a->after) {
+                r = sd_bus_message_append(m, "{sv}", "after_id", "t", g_array_index(a->after, uint64_t, 0));
+                if (r < 0)
+                        return r;
+        }
+
+        return sd_bus_message_close_container(m);
+}
+
+static int print_jobs_json(const Context *c, GVariant *jobs) {
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        g_autoptr(JsonNode) root = NULL;
+        const char *type, *status, *owner, *path;
+        GVariantIter iter;
+        guint64 id;
+
+        json_builder_begin_array(b);
+        g_variant_iter_init(&iter, jobs);
+        while (g_variant_iter_next(&iter, "(t&s&s&s&o)", &id, &type, &status, &owner, &path)) {
+                json_builder_begin_object(b);
+                json_builder_set_member_name(b, "id");
+                json_builder_add_int_value(b, (gint64) id);
+                json_builder_set_member_name(b, "type");
+                json_builder_add_string_value(b, type);
+                json_builder_set_member_name(b, "status");
+                json_builder_add_string_value(b, status);
+                json_builder_set_member_name(b, "owner");
+                json_builder_add_string_value(b, owner);
+                json_builder_set_member_name(b, "job");
+                json_builder_add_string_value(b, path);
+                json_builder_end_object(b);
+        }
+        json_builder_end_array(b);
+
+        root = json_builder_get_root(b);
+        return json_print(root, c->args.json);
+}
+
+static void print_jobs_table(const Context *c, GVariant *jobs) {
+        g_autoptr(Table) t = table_new("ID", "TYPE", "STATUS", "OWNER", NULL);
+        const char *type, *status, *owner, *path;
+        uint64_t last_id = 0;
+        unsigned limit = (c->args.set & OPTION(LIMIT)) ? MIN(c->args.limit, LIST_LIMIT_MAX) : LIST_LIMIT_MAX;
+        GVariantIter iter;
+        guint64 id;
+        size_t n;
+
+        table_set_align_right(t, 0);
+        g_variant_iter_init(&iter, jobs);
+        while (g_variant_iter_next(&iter, "(t&s&s&s&o)", &id, &type, &status, &owner, &path)) {
+                g_autofree char *id_text = g_strdup_printf("%" PRIu64, (uint64_t) id);
+
+                table_add_cell(t, id_text, NULL);
+                table_add_cell(t, type, NULL);
+                table_add_cell(t, status, status_color(status));
+                table_add_cell(t, owner, NULL);
+                last_id = id;
+        }
+
+        n = table_get_rows(t);
+        if (n > 0)
+                table_print(t, c->args.legend, stdout);
+        if (!c->args.legend)
+                return;
+
+        if (n > 0)
+                putchar('\n');
+        printf("%zu job%s listed.", n, n == 1 ? "" : "s");
+        if (n > 0 && n >= limit)
+                printf(" There may be more: --after=%" PRIu64 " lists the next ones.", last_id);
+        putchar('\n');
+}
+
+static int verb_list(Context *c, int argc, char *argv[]) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        g_autoptr(GVariant) body = NULL, jobs = NULL;
+        uint32_t owner;
+        sd_bus *bus;
+        int r;
+
+        if (c->args.after && c->args.after->len != 1)
+                return log_usage("list --after= takes one job id: the last one already seen.");
+        if (c->args.owner) {
+                r = resolve_owner(c, &owner);
+                if (r != 0)
+                        return r;
+        }
+
+        r = context_acquire_bus(c, &bus);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_message_new_method_call(bus, &m, JOBD_BUS_NAME, JOBD_MANAGER_PATH,
+                                           JOBD_MANAGER_INTERFACE, "List");
+        if (r < 0)
+                return log_error_errno(r, "Failed to create List call: %m");
+        r = append_list_filter(m, &c->args, c->args.owner ? &owner : NULL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to append filter: %m");
+
+        r = sd_bus_call(bus, m, 0, &error, &reply);
+        if (r < 0) {
+                log_error("Failed to list jobs: %s", bus_error_message(&error, r));
+                return r;
+        }
+
+        r = bus_message_read_body(reply, "(a(tssso))", &body);
+        if (r < 0)
+                return log_error_errno(r, "Failed to parse List reply: %m");
+        jobs = g_variant_get_child_value(body, 0);
+
+        if (c->args.json != JSON_OFF)
+                return print_jobs_json(c, jobs);
+
+        print_jobs_table(c, jobs);
+        return 0;
+}
+
+/* cancel */
+
+static int verb_cancel(Context *c, int argc, char *argv[]) {
+        g_autoptr(GArray) ids = NULL;
+        sd_bus *bus;
+        int r, ret = 0;
+
+        r = parse_job_ids(argc, argv, &ids);
+        if (r != 0)
+                return r;
+
+        r = context_acquire_bus(c, &bus);
+        if (r < 0)
+                return r;
+
+        for (unsigned i = 0; i < ids->len; i++) {
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                uint64_t id = g_array_index(ids, uint64_t, i);
+                g_autofree char *path = job_object_path(id);
+
+                r = sd_bus_call_method(bus, JOBD_BUS_NAME, path, JOBD_JOB_INTERFACE, "Cancel",
+                                       &error, NULL, NULL);
+                if (r < 0) {
+                        log_error("Failed to cancel job %" PRIu64 ": %s", id, bus_error_message(&error, r));
+                        ret = r;
+                }
+        }
+
+        return ret;
+}
+
+const Verb jobs_verbs[] = {
+        {
+                .name = "submit",
+                .min_args = 1,
+                .max_args = 2,
+                .options = OPTION(PRIORITY) | OPTION(DELAY) | OPTION(NOT_BEFORE) | OPTION(TIMEOUT) |
+                           OPTION(MAX_ATTEMPTS) | OPTION(UNIQUE_KEY) | OPTION(LOCK) | OPTION(AFTER),
+                .run = verb_submit,
+                .synopsis = "submit TYPE [JSON|-]",
+                .summary = "Queue a job and print its id",
+                .description =
+                "JSON is the job's parameters: {} when omitted, read from standard input for -.\n"
+                "The id alone goes to standard output: ID=$(jobctl submit ...) works.\n",
+                .help =
+                "     --priority=N            From -1000 to 1000; higher runs first\n"
+                "     --delay=TIMESPAN        Start no sooner than this from now (30s, 5min, 1h)\n"
+                "     --not-before=TIME       Start no sooner than TIME (\"2024-05-07 14:00\", \"14:00\",\n"
+                "                             \"tomorrow\", \"+2h\", \"@EPOCH\")\n"
+                "     --timeout=TIMESPAN      Stop an attempt after this long (default: the type's)\n"
+                "     --max-attempts=N        Try at most N times (default: the type's)\n"
+                "     --unique-key=KEY        While a job with KEY is unfinished, get its id instead\n"
+                "                             of queueing another\n"
+                "     --lock=KEY              Run at most one job holding KEY at a time\n"
+                "     --after=ID[,ID...]      Run only once these jobs have succeeded\n",
+        },
+        {
+                .name = "status",
+                .min_args = 1,
+                .max_args = UINT_MAX,
+                .run = verb_status,
+                .synopsis = "status ID...",
+                .summary = "Show the state of jobs",
+                .description =
+                "Parameters, Result and Error show only to the job's owner, root and admins.\n"
+                "With --json, one object per job with every property of org.jobd.Jobd1.Job.\n",
+        },
+        {
+                .name = "list",
+                .max_args = 0,
+                .options = OPTION(STATUS) | OPTION(TYPE) | OPTION(OWNER) | OPTION(LIMIT) | OPTION(AFTER),
+                .run = verb_list,
+                .synopsis = "list",
+                .summary = "List jobs, oldest first",
+                .help =
+                "     --status=STATUS[,...]   Only jobs in these statuses (--status=help lists them)\n"
+                "     --type=TYPE[,...]       Only jobs of these types\n"
+                "     --owner=USER|UID        Only jobs this user submitted\n"
+                "     --limit=N               At most N jobs (the service caps this at 10000)\n"
+                "     --after=ID              Only jobs after this id, to page on\n",
+        },
+        {
+                .name = "cancel",
+                .min_args = 1,
+                .max_args = UINT_MAX,
+                .run = verb_cancel,
+                .synopsis = "cancel ID...",
+                .summary = "Cancel jobs; running ones are stopped",
+        },
+        {}
+};

@@ -1,0 +1,326 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * types, stats, reload: calls on the manager object. Settings and statistics are a{sv} that grow
+ * as jobd does; what this file does not know it still prints (stats) or passes on (--json).
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <string.h>
+#include <json-glib/json-glib.h>
+
+#include "jobctl-bus.h"
+#include "jobctl-manager.h"
+#include "jobctl-time.h"
+#include "jobd-names.h"
+
+/* Calls a manager method whose reply is read whole; logs "Failed to <what>: …". */
+static int call_manager(Context *c, const char *method, const char *what, const char *reply_type,
+                        GVariant **ret, const char *signature, ...) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        sd_bus *bus;
+        va_list ap;
+        int r;
+
+        r = context_acquire_bus(c, &bus);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_message_new_method_call(bus, &m, JOBD_BUS_NAME, JOBD_MANAGER_PATH,
+                                           JOBD_MANAGER_INTERFACE, method);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create %s call: %m", method);
+        if (signature) {
+                va_start(ap, signature);
+                r = sd_bus_message_appendv(m, signature, ap);
+                va_end(ap);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to append arguments: %m");
+        }
+
+        r = sd_bus_call(bus, m, 0, &error, &reply);
+        if (r < 0) {
+                log_error("Failed to %s: %s", what, bus_error_message(&error, r));
+                return r;
+        }
+
+        if (!ret)
+                return 0;
+        r = bus_message_read_body(reply, reply_type, ret);
+        if (r < 0)
+                return log_error_errno(r, "Failed to parse %s reply: %m", method);
+        return 0;
+}
+
+/* types */
+
+static const char *type_kind(GVariant *settings) {
+        bool b;
+        g_autofree char *exec = NULL;
+
+        if (vardict_get_bool(settings, "builtin", &b) && b)
+                return "builtin";
+        if (vardict_get_bool(settings, "external", &b))
+                return b ? "external" : "local";
+        /* an older daemon without the flag: no Exec= means external workers run it */
+        exec = vardict_join(settings, "exec", " ");
+        return exec ? "local" : "external";
+}
+
+static char *type_timeout(GVariant *settings) {
+        uint64_t usec;
+
+        if (!vardict_get_u64(settings, "timeout_usec", &usec))
+                return NULL;
+        /* 0 is "no timeout", as jobtype.h has it */
+        if (usec == 0)
+                return g_strdup("infinity");
+        return format_timespan(usec, USEC_PER_MSEC);
+}
+
+static void print_types_table(const Context *c, GVariant *types) {
+        g_autoptr(Table) t = table_new("NAME", "KIND", "STATUS", "CONCURRENCY", "TIMEOUT", "DESCRIPTION",
+                                       NULL);
+        GVariantIter iter;
+        GVariant *child;
+        size_t n;
+
+        table_set_align_right(t, 3);
+        g_variant_iter_init(&iter, types);
+        while ((child = g_variant_iter_next_value(&iter))) {
+                g_autoptr(GVariant) entry = child, settings = g_variant_get_child_value(entry, 2);
+                g_autofree char *concurrency = NULL, *timeout = NULL;
+                const char *name, *description;
+                uint32_t u;
+                bool paused = false;
+
+                g_variant_get(entry, "(&s&s@a{sv})", &name, &description, NULL);
+                (void) vardict_get_bool(settings, "paused", &paused);
+                if (vardict_get_u32(settings, "concurrency", &u))
+                        /* 0: only MaxRunning= bounds it */
+                        concurrency = u == 0 ? g_strdup("unlimited") : g_strdup_printf("%" PRIu32, u);
+                timeout = type_timeout(settings);
+
+                table_add_cell(t, name, NULL);
+                table_add_cell(t, type_kind(settings), NULL);
+                table_add_cell(t, paused ? "paused" : "active", paused ? ANSI_YELLOW : NULL);
+                table_add_cell(t, concurrency, NULL);
+                table_add_cell(t, timeout, NULL);
+                table_add_cell(t, description, NULL);
+        }
+
+        n = table_get_rows(t);
+        if (n > 0)
+                table_print(t, c->args.legend, stdout);
+        if (c->args.legend)
+                printf("%s%zu type%s listed.\n", n > 0 ? "\n" : "", n, n == 1 ? "" : "s");
+}
+
+static int print_types_json(const Context *c, GVariant *types) {
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        g_autoptr(JsonNode) root = NULL;
+        GVariantIter iter;
+        GVariant *child;
+
+        json_builder_begin_array(b);
+        g_variant_iter_init(&iter, types);
+        while ((child = g_variant_iter_next_value(&iter))) {
+                g_autoptr(GVariant) entry = child, settings = g_variant_get_child_value(entry, 2);
+                const char *name, *description;
+
+                g_variant_get(entry, "(&s&s@a{sv})", &name, &description, NULL);
+                json_builder_begin_object(b);
+                json_builder_set_member_name(b, "name");
+                json_builder_add_string_value(b, name);
+                json_builder_set_member_name(b, "description");
+                json_builder_add_string_value(b, description);
+                json_builder_set_member_name(b, "settings");
+                json_builder_add_value(b, json_from_variant(settings));
+                json_builder_end_object(b);
+        }
+        json_builder_end_array(b);
+
+        root = json_builder_get_root(b);
+        return json_print(root, c->args.json);
+}
+
+static int verb_types(Context *c, int argc, char *argv[]) {
+        g_autoptr(GVariant) body = NULL, types = NULL;
+        int r;
+
+        r = call_manager(c, "ListTypes", "list job types", "(a(ssa{sv}))", &body, NULL);
+        if (r < 0)
+                return r;
+        types = g_variant_get_child_value(body, 0);
+
+        if (c->args.json != JSON_OFF)
+                return print_types_json(c, types);
+        print_types_table(c, types);
+        return 0;
+}
+
+/* stats */
+
+static bool has_suffix(const char *s, const char *suffix) {
+        size_t n = strlen(s), k = strlen(suffix);
+
+        return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* A value for people, by its key's unit suffix as the contract names them. */
+static char *stat_to_text(const char *key, GVariant *v) {
+        uint64_t u;
+
+        if (g_variant_is_of_type(v, G_VARIANT_TYPE_UINT64))
+                u = g_variant_get_uint64(v);
+        else if (g_variant_is_of_type(v, G_VARIANT_TYPE_UINT32))
+                u = g_variant_get_uint32(v);
+        else
+                return variant_to_text(v);
+
+        if (has_suffix(key, "_usec"))
+                return format_timespan(u, USEC_PER_MSEC);
+        if (has_suffix(key, "_nsec"))
+                return u == UINT64_MAX ? g_strdup("infinity")
+                                       : format_timespan(u / NSEC_PER_USEC, USEC_PER_MSEC);
+        if (has_suffix(key, "_bytes"))
+                return format_bytes(u);
+        return variant_to_text(v);
+}
+
+static int stat_key_rank(const char *key) {
+        static const char *const order[] = {
+                "total", JOBD_STATUS_PENDING, JOBD_STATUS_SCHEDULED, JOBD_STATUS_BLOCKED,
+                JOBD_STATUS_RUNNING, JOBD_STATUS_SUCCEEDED, JOBD_STATUS_FAILED, JOBD_STATUS_CANCELLED,
+                "queue_depth",
+        };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(order); i++)
+                if (strcmp(key, order[i]) == 0)
+                        return (int) i;
+        return (int) G_N_ELEMENTS(order);
+}
+
+typedef struct StatEntry {
+        char *key;
+        GVariant *value;                /* the content, out of its variant */
+} StatEntry;
+
+static void stat_entry_clear(void *p) {
+        StatEntry *e = p;
+
+        g_free(e->key);
+        g_variant_unref(e->value);
+}
+
+/* the counts in the order of a job's life, then the rest by name */
+static int stat_entry_compare(const void *a, const void *b) {
+        const StatEntry *x = a, *y = b;
+        int rx = stat_key_rank(x->key), ry = stat_key_rank(y->key);
+
+        return rx != ry ? rx - ry : strcmp(x->key, y->key);
+}
+
+static bool variant_is_dict(GVariant *v) {
+        return g_variant_is_of_type(v, G_VARIANT_TYPE_ARRAY) &&
+               g_variant_type_is_dict_entry(g_variant_type_element(g_variant_get_type(v)));
+}
+
+/* Key-value lines, dictionaries (queue_depth_by_type) nested under their key. */
+static void print_stats_dict(GVariant *dict, int indent) {
+        g_autoptr(GArray) entries = g_array_new(FALSE, FALSE, sizeof(StatEntry));
+        size_t width = 0;
+        GVariantIter iter;
+        GVariant *child;
+
+        g_array_set_clear_func(entries, stat_entry_clear);
+
+        g_variant_iter_init(&iter, dict);
+        while ((child = g_variant_iter_next_value(&iter))) {
+                g_autoptr(GVariant) entry = child, key = g_variant_get_child_value(entry, 0);
+                g_autoptr(GVariant) value = g_variant_get_child_value(entry, 1);
+                StatEntry e = {
+                        .key = variant_to_text(key),
+                        .value = g_variant_is_of_type(value, G_VARIANT_TYPE_VARIANT)
+                                ? g_variant_get_variant(value) : g_variant_ref(value),
+                };
+                g_autofree char *escaped = text_escape(e.key);
+
+                width = MAX(width, text_width(escaped) + 1);
+                g_array_append_val(entries, e);
+        }
+        g_array_sort(entries, stat_entry_compare);
+
+        for (unsigned i = 0; i < entries->len; i++) {
+                const StatEntry *e = &g_array_index(entries, StatEntry, i);
+                g_autofree char *escaped = text_escape(e->key), *label = g_strconcat(escaped, ":", NULL);
+                g_autofree char *text = NULL, *escaped_text = NULL;
+
+                if (variant_is_dict(e->value) && g_variant_n_children(e->value) > 0) {
+                        printf("%*s%s\n", indent, "", label);
+                        print_stats_dict(e->value, indent + 4);
+                        continue;
+                }
+                if (variant_is_dict(e->value)) {
+                        printf("%*s%-*s -\n", indent, "", (int) width, label);
+                        continue;
+                }
+
+                text = stat_to_text(e->key, e->value);
+                escaped_text = text_escape(text);
+                printf("%*s%-*s %s\n", indent, "", (int) width, label, escaped_text);
+        }
+}
+
+static int verb_stats(Context *c, int argc, char *argv[]) {
+        g_autoptr(GVariant) body = NULL, stats = NULL;
+        const char *type = argc > 1 ? argv[1] : "";
+        int r;
+
+        r = call_manager(c, "GetStats", "get statistics", "(a{sv})", &body, "s", type);
+        if (r < 0)
+                return r;
+        stats = g_variant_get_child_value(body, 0);
+
+        if (c->args.json != JSON_OFF) {
+                g_autoptr(JsonNode) node = json_from_variant(stats);
+
+                return json_print(node, c->args.json);
+        }
+
+        print_stats_dict(stats, 0);
+        return 0;
+}
+
+/* reload */
+
+static int verb_reload(Context *c, int argc, char *argv[]) {
+        return call_manager(c, "Reload", "reload jobd", NULL, NULL, NULL);
+}
+
+const Verb manager_verbs[] = {
+        {
+                .name = "types",
+                .max_args = 0,
+                .run = verb_types,
+                .synopsis = "types",
+                .summary = "List the configured job types",
+        },
+        {
+                .name = "stats",
+                .max_args = 1,
+                .run = verb_stats,
+                .synopsis = "stats [TYPE]",
+                .summary = "Show job counts, queue depth and timings, of all types or one",
+        },
+        {
+                .name = "reload",
+                .max_args = 0,
+                .run = verb_reload,
+                .synopsis = "reload",
+                .summary = "Re-read jobd.conf and the type files",
+        },
+        {}
+};

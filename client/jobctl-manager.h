@@ -1,0 +1,8 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Verbs on the manager: types, stats, reload. */
+
+#include "jobctl.h"
+
+extern const Verb manager_verbs[];

@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * org.jobd.Jobd1.Job. One fallback vtable serves every job: the find callback maps the path to
+ * the manager's Job, so no per-job slot exists and a million jobs cost no bus state. Protected
+ * properties (Parameters, Result, Error, Outputs) only invalidate in PropertiesChanged, so
+ * their values never go out in a broadcast; a Get answers them to the owner and root only.
+ */
+
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "bus-job.h"
+#include "bus-util.h"
+#include "jobd-names.h"
+#include "log.h"
+
+#define EMITS SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE
+#define INVALIDATES SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION
+#define CONST SD_BUS_VTABLE_PROPERTY_CONST
+
+/* JobField → property name, for PropertiesChanged; NULL: not a property */
+static const char *const property_names[_JOB_FIELD_MAX] = {
+        [JOB_FIELD_STATUS]           = "Status",
+        [JOB_FIELD_PRIORITY]         = "Priority",
+        [JOB_FIELD_PARAMETERS]       = "Parameters",
+        [JOB_FIELD_RESULT]           = "Result",
+        [JOB_FIELD_ERROR]            = "Error",
+        [JOB_FIELD_EXIT_STATUS]      = "ExitStatus",
+        [JOB_FIELD_PROGRESS]         = "Progress",
+        [JOB_FIELD_PROGRESS_MESSAGE] = "ProgressMessage",
+        [JOB_FIELD_ATTEMPT]          = "Attempt",
+        [JOB_FIELD_MAX_ATTEMPTS]     = "MaxAttempts",
+        [JOB_FIELD_WORKER]           = "Worker",
+        [JOB_FIELD_UNIT]             = "Unit",
+        [JOB_FIELD_AFTER]            = "After",
+        [JOB_FIELD_OUTPUTS]          = "Outputs",
+        [JOB_FIELD_STARTED]          = "StartedUSec",
+        [JOB_FIELD_FINISHED]         = "FinishedUSec",
+        [JOB_FIELD_NOT_BEFORE]       = "NotBeforeUSec",
+        [JOB_FIELD_DEADLINE]         = "DeadlineUSec",
+        [JOB_FIELD_CPU_USAGE]        = "CPUUsageNSec",
+        [JOB_FIELD_MEMORY_PEAK]      = "MemoryPeakBytes",
+};
+
+static int property_get_status(sd_bus *bus, const char *path, const char *interface,
+                               const char *property, sd_bus_message *reply, void *userdata,
+                               sd_bus_error *error) {
+        Job *j = userdata;
+        return sd_bus_message_append_basic(reply, 's', job_status_to_string(j->status));
+}
+
+static int property_get_after(sd_bus *bus, const char *path, const char *interface,
+                              const char *property, sd_bus_message *reply, void *userdata,
+                              sd_bus_error *error) {
+        Job *j = userdata;
+        return sd_bus_message_append_array(reply, 't', j->after->data, j->after->len * sizeof(uint64_t));
+}
+
+/* Whether the caller of the Get/GetAll being answered may see this job's private fields. */
+static bool current_caller_owns(sd_bus *bus, Job *j) {
+        sd_bus_message *call = sd_bus_get_current_message(bus);
+        g_auto(Caller) caller = {};
+
+        /* no call being answered: an emission, which only ever invalidates these */
+        if (!call || bus_query_caller(call, &caller) < 0)
+                return false;
+        return caller_owns(&caller, j);
+}
+
+static int property_get_private_string(sd_bus *bus, const char *path, const char *interface,
+                                       const char *property, sd_bus_message *reply, void *userdata,
+                                       sd_bus_error *error) {
+        Job *j = userdata;
+        const char *v;
+
+        if (g_str_equal(property, "Parameters"))
+                v = j->parameters;
+        else if (g_str_equal(property, "Result"))
+                v = j->result;
+        else
+                v = j->error;
+        return sd_bus_message_append_basic(reply, 's', current_caller_owns(bus, j) && v ? v : "");
+}
+
+static int property_get_outputs(sd_bus *bus, const char *path, const char *interface,
+                                const char *property, sd_bus_message *reply, void *userdata,
+                                sd_bus_error *error) {
+        Job *j = userdata;
+        return sd_bus_message_append_strv(reply, current_caller_owns(bus, j) ? j->outputs : NULL);
+}
+
+static void on_cancelled(Manager *m, int error, Job *j, void *userdata) {
+        sd_bus_message *msg = userdata;
+
+        if (error < 0)
+                (void) sd_bus_reply_method_errorf(msg, SD_BUS_ERROR_IO_ERROR,
+                                                  "The job was cancelled, but the change could not be "
+                                                  "made durable yet (%s); jobd is rewriting its journal.",
+                                                  g_strerror(-error));
+        else
+                (void) sd_bus_reply_method_return(msg, NULL);
+        sd_bus_message_unref(msg);
+}
+
+static int method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Job *j = userdata;
+        Manager *m = j->manager;
+        g_auto(Caller) caller = {};
+        int r;
+
+        r = bus_query_caller(msg, &caller);
+        if (r < 0)
+                return r;
+        if (!caller_owns(&caller, j))
+                return bus_refuse(error, JOBD_ERROR_ACCESS_DENIED,
+                                  "Job %" G_GUINT64_FORMAT " belongs to uid %u; only its owner or root "
+                                  "may cancel it.", j->id, (unsigned) j->owner);
+        if (j->status == JOB_RUNNING)
+                return bus_refuse(error, JOBD_ERROR_NOT_SUPPORTED,
+                                  "Cancelling a running job is not implemented by this version of jobd yet.");
+        if (!job_status_is_queued(j->status))
+                return bus_refuse(error, JOBD_ERROR_INVALID_STATE,
+                                  "Job %" G_GUINT64_FORMAT " is %s already; only pending, scheduled, "
+                                  "blocked or running jobs can be cancelled.",
+                                  j->id, job_status_to_string(j->status));
+
+        g_free(j->error);
+        j->error = g_strdup_printf("Cancelled by uid %u.", (unsigned) caller.uid);
+        manager_set_status(m, j, JOB_CANCELLED, JOB_FIELD_BIT(JOB_FIELD_ERROR), on_cancelled,
+                           sd_bus_message_ref(msg));
+        return 1;
+}
+
+static int method_not_supported(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return bus_refuse(error, JOBD_ERROR_NOT_SUPPORTED,
+                          "%s is part of the contract but not implemented by this version of jobd yet.",
+                          sd_bus_message_get_member(msg));
+}
+
+static const sd_bus_vtable job_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Id", "t", NULL, offsetof(Job, id), CONST),
+        SD_BUS_PROPERTY("Type", "s", NULL, offsetof(Job, type), CONST),
+        SD_BUS_PROPERTY("Status", "s", property_get_status, 0, EMITS),
+        SD_BUS_PROPERTY("Owner", "u", NULL, offsetof(Job, owner), CONST),
+        SD_BUS_PROPERTY("Priority", "i", NULL, offsetof(Job, priority), EMITS),
+        SD_BUS_PROPERTY("Parameters", "s", property_get_private_string, 0, INVALIDATES),
+        SD_BUS_PROPERTY("Result", "s", property_get_private_string, 0, INVALIDATES),
+        SD_BUS_PROPERTY("Error", "s", property_get_private_string, 0, INVALIDATES),
+        SD_BUS_PROPERTY("ExitStatus", "i", NULL, offsetof(Job, exit_status), EMITS),
+        SD_BUS_PROPERTY("Progress", "u", NULL, offsetof(Job, progress), EMITS),
+        SD_BUS_PROPERTY("ProgressMessage", "s", NULL, offsetof(Job, progress_message), EMITS),
+        SD_BUS_PROPERTY("Attempt", "u", NULL, offsetof(Job, attempt), EMITS),
+        SD_BUS_PROPERTY("MaxAttempts", "u", NULL, offsetof(Job, max_attempts), EMITS),
+        SD_BUS_PROPERTY("Worker", "s", NULL, offsetof(Job, worker), EMITS),
+        SD_BUS_PROPERTY("Unit", "s", NULL, offsetof(Job, unit), EMITS),
+        SD_BUS_PROPERTY("After", "at", property_get_after, 0, EMITS),
+        SD_BUS_PROPERTY("Outputs", "as", property_get_outputs, 0, INVALIDATES),
+        SD_BUS_PROPERTY("SubmittedUSec", "t", NULL, offsetof(Job, submitted_usec), CONST),
+        SD_BUS_PROPERTY("StartedUSec", "t", NULL, offsetof(Job, started_usec), EMITS),
+        SD_BUS_PROPERTY("FinishedUSec", "t", NULL, offsetof(Job, finished_usec), EMITS),
+        SD_BUS_PROPERTY("NotBeforeUSec", "t", NULL, offsetof(Job, not_before_usec), EMITS),
+        SD_BUS_PROPERTY("DeadlineUSec", "t", NULL, offsetof(Job, deadline_usec), EMITS),
+        SD_BUS_PROPERTY("CPUUsageNSec", "t", NULL, offsetof(Job, cpu_usage_nsec), EMITS),
+        SD_BUS_PROPERTY("MemoryPeakBytes", "t", NULL, offsetof(Job, memory_peak_bytes), EMITS),
+        SD_BUS_METHOD_WITH_ARGS("Cancel", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
+                                method_cancel, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Retry", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
+                                method_not_supported, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Follow", SD_BUS_ARGS("t", after_seq), SD_BUS_RESULT("h", events),
+                                method_not_supported, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetOutput", SD_BUS_ARGS("s", name), SD_BUS_RESULT("h", fd),
+                                method_not_supported, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Heartbeat", SD_BUS_ARGS("s", token, "t", extend_usec),
+                                SD_BUS_RESULT("t", deadline_usec),
+                                method_not_supported, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Progress", SD_BUS_ARGS("s", token, "u", percent, "s", message),
+                                SD_BUS_NO_RESULT, method_not_supported, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Log", SD_BUS_ARGS("s", token, "s", data), SD_BUS_NO_RESULT,
+                                method_not_supported, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Complete", SD_BUS_ARGS("s", token, "s", result, "a{sv}", options),
+                                SD_BUS_NO_RESULT, method_not_supported, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Fail", SD_BUS_ARGS("s", token, "s", error, "a{sv}", options),
+                                SD_BUS_NO_RESULT, method_not_supported, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Release", SD_BUS_ARGS("s", token, "t", delay_usec), SD_BUS_NO_RESULT,
+                                method_not_supported, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("Progress", SD_BUS_ARGS("u", percent, "s", message), 0),
+        SD_BUS_VTABLE_END
+};
+
+static int find_job(sd_bus *bus, const char *path, const char *interface, void *userdata,
+                    void **found, sd_bus_error *error) {
+        Manager *m = userdata;
+        uint64_t id;
+        Job *j;
+
+        if (job_id_from_path(path, &id) < 0)
+                return 0;
+        j = manager_get_job(m, id);
+        if (!j)
+                /* a well-formed job path gets the contract's error, not a generic UnknownObject */
+                return bus_refuse(error, JOBD_ERROR_NO_SUCH_JOB,
+                                  "Job %" G_GUINT64_FORMAT " does not exist (never submitted, or purged "
+                                  "after its retention); `jobctl list` shows the jobs.", id);
+        *found = j;
+        return 1;
+}
+
+typedef struct EnumState {
+        char **paths;
+        size_t n;
+} EnumState;
+
+static gboolean enumerate_one(gpointer key, gpointer value, gpointer userdata) {
+        EnumState *s = userdata;
+        s->paths[s->n++] = job_path(((Job *) value)->id);
+        return FALSE;
+}
+
+static int enumerate_jobs(sd_bus *bus, const char *prefix, void *userdata, char ***nodes,
+                          sd_bus_error *error) {
+        Manager *m = userdata;
+        EnumState s = { .paths = g_new0(char *, g_tree_nnodes(m->jobs) + 1) };
+
+        g_tree_foreach(m->jobs, enumerate_one, &s);
+        /* sd-bus frees the result with free(); glib's allocator is the system malloc */
+        *nodes = s.paths;
+        return 0;
+}
+
+int bus_job_register(Manager *m) {
+        int r;
+
+        r = sd_bus_add_fallback_vtable(m->bus, &m->slots[1], JOBD_JOB_PATH_PREFIX, JOBD_JOB_INTERFACE,
+                                       job_vtable, find_job, m);
+        if (r < 0)
+                return r;
+        return sd_bus_add_node_enumerator(m->bus, &m->slots[2], JOBD_JOB_PATH_PREFIX, enumerate_jobs, m);
+}
+
+void bus_job_emit_changed(Manager *m, Job *j) {
+        g_autofree char *path = job_path(j->id);
+        const char *names[_JOB_FIELD_MAX + 1];
+        size_t n = 0;
+        int r;
+
+        for (unsigned f = 1; f < _JOB_FIELD_MAX; f++)
+                if ((j->changed & JOB_FIELD_BIT(f)) && property_names[f])
+                        names[n++] = property_names[f];
+        names[n] = NULL;
+        j->changed = 0;
+        if (n == 0)
+                return;
+
+        r = sd_bus_emit_properties_changed_strv(m->bus, path, JOBD_JOB_INTERFACE, (char **) names);
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit PropertiesChanged for job %" G_GUINT64_FORMAT
+                                  ", ignoring: %m", j->id);
+}

@@ -1,0 +1,11 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* org.jobd.Jobd1.Job at /org/jobd/Jobd1/job/ID: a fallback vtable over the manager's job
+ * table and a node enumerator, so every job is an object without a slot of its own. */
+
+#include "manager.h"
+
+int bus_job_register(Manager *m);
+/* Sends PropertiesChanged for j->changed and clears it. */
+void bus_job_emit_changed(Manager *m, Job *j);

@@ -1,0 +1,752 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * org.jobd.Jobd1.Manager. Each handler reads its arguments, validates all of them before it
+ * changes anything (a refused call creates nothing and consumes no id), asks the manager, and
+ * replies. Submit replies only once the job is durable: it keeps a reference to the call and
+ * returns 1, and the manager's completion sends the reply.
+ */
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bus-manager.h"
+#include "bus-util.h"
+#include "jobd-names.h"
+#include "log.h"
+#include "params.h"
+
+static int refuse_not_supported(sd_bus_message *msg, sd_bus_error *error) {
+        return bus_refuse(error, JOBD_ERROR_NOT_SUPPORTED,
+                          "%s is part of the contract but not implemented by this version of jobd yet.",
+                          sd_bus_message_get_member(msg));
+}
+
+/* ---- Submit ---- */
+
+typedef struct SubmitOptions {
+        bool has_not_before, has_delay;
+        GHashTable *seen;
+} SubmitOptions;
+
+typedef int (*OptionParser)(sd_bus_message *msg, const char *key, Job *j, const JobType *t,
+                            Manager *m, sd_bus_error *error);
+
+static int parse_priority(sd_bus_message *msg, const char *key, Job *j, const JobType *t,
+                          Manager *m, sd_bus_error *error) {
+        int32_t v;
+        int r = sd_bus_message_read_basic(msg, 'i', &v);
+        if (r < 0)
+                return r;
+        if (v < -1000 || v > 1000)
+                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                  "Option 'priority' is %i; it must be between -1000 and 1000 "
+                                  "(higher runs first).", v);
+        j->priority = v;
+        return 0;
+}
+
+static int parse_timeout(sd_bus_message *msg, const char *key, Job *j, const JobType *t,
+                         Manager *m, sd_bus_error *error) {
+        uint64_t v;
+        int r = sd_bus_message_read_basic(msg, 't', &v);
+        if (r < 0)
+                return r;
+        if (v == 0)
+                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                  "Option 'timeout_usec' is 0; leave it out for the type's Timeout=.");
+        /* the type's Timeout= is a ceiling the submitter cannot raise */
+        j->timeout_usec = t->timeout_usec > 0 ? MIN(v, t->timeout_usec) : v;
+        return 0;
+}
+
+static int parse_max_attempts(sd_bus_message *msg, const char *key, Job *j, const JobType *t,
+                              Manager *m, sd_bus_error *error) {
+        uint32_t v;
+        int r = sd_bus_message_read_basic(msg, 'u', &v);
+        if (r < 0)
+                return r;
+        if (v < 1 || v > SUBMIT_MAX_ATTEMPTS_MAX)
+                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                  "Option 'max_attempts' is %u; it must be between 1 and %u.",
+                                  v, SUBMIT_MAX_ATTEMPTS_MAX);
+        j->max_attempts = v;
+        return 0;
+}
+
+static int parse_usec(sd_bus_message *msg, const char *key, uint64_t *ret) {
+        return sd_bus_message_read_basic(msg, 't', ret);
+}
+
+static int parse_retry_backoff(sd_bus_message *msg, const char *key, Job *j, const JobType *t,
+                               Manager *m, sd_bus_error *error) {
+        return parse_usec(msg, key, &j->retry_backoff_usec);
+}
+
+static int parse_retention(sd_bus_message *msg, const char *key, Job *j, const JobType *t,
+                           Manager *m, sd_bus_error *error) {
+        return parse_usec(msg, key, &j->retention_usec);
+}
+
+/* Options whose semantics arrive with scheduling, inputs and expiry: their values are read
+ * and type-checked, then the call is refused as not supported, rather than accepted and
+ * silently ignored. */
+static int parse_unsupported(sd_bus_message *msg, const char *key, Job *j, const JobType *t,
+                             Manager *m, sd_bus_error *error) {
+        int r = sd_bus_message_skip(msg, NULL);
+        if (r < 0)
+                return r;
+        return bus_refuse(error, JOBD_ERROR_NOT_SUPPORTED,
+                          "Option '%s' is part of the contract but not implemented by this version "
+                          "of jobd yet; submit without it.", key);
+}
+
+static int parse_key_string(sd_bus_message *msg, const char *key, Job *j, const JobType *t,
+                            Manager *m, sd_bus_error *error) {
+        const char *s;
+        int r = sd_bus_message_read_basic(msg, 's', &s);
+        if (r < 0)
+                return r;
+        if (*s == '\0' || strlen(s) > SUBMIT_KEY_MAX)
+                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                  "Option '%s' must be 1 to %u bytes long.", key, SUBMIT_KEY_MAX);
+        return bus_refuse(error, JOBD_ERROR_NOT_SUPPORTED,
+                          "Option '%s' is part of the contract but not implemented by this version "
+                          "of jobd yet; submit without it.", key);
+}
+
+static int parse_after(sd_bus_message *msg, const char *key, Job *j, const JobType *t,
+                       Manager *m, sd_bus_error *error) {
+        const void *ids;
+        size_t size;
+        int r = sd_bus_message_read_array(msg, 't', &ids, &size);
+        if (r < 0)
+                return r;
+        if (size / sizeof(uint64_t) > SUBMIT_AFTER_MAX)
+                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                  "Option 'after' lists %zu jobs; the limit is %u.",
+                                  size / sizeof(uint64_t), SUBMIT_AFTER_MAX);
+        for (size_t i = 0; i < size / sizeof(uint64_t); i++) {
+                uint64_t id;
+                memcpy(&id, (const uint8_t *) ids + i * sizeof(uint64_t), sizeof(id));
+                if (!manager_get_job(m, id))
+                        return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                          "Option 'after' names job %" G_GUINT64_FORMAT
+                                          ", which does not exist.", id);
+        }
+        return bus_refuse(error, JOBD_ERROR_NOT_SUPPORTED,
+                          "Option 'after' is part of the contract but not implemented by this "
+                          "version of jobd yet; submit without it.");
+}
+
+static int parse_resources(sd_bus_message *msg, const char *key, Job *j, const JobType *t,
+                           Manager *m, sd_bus_error *error) {
+        const char *name;
+        int r;
+
+        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
+                r = sd_bus_message_read_basic(msg, 's', &name);
+                if (r < 0)
+                        return r;
+
+                if (g_str_equal(name, "memory_max") || g_str_equal(name, "tasks_max")) {
+                        uint64_t v;
+                        r = bus_enter_option(msg, name, "t", error);
+                        if (r < 0)
+                                return r;
+                        r = sd_bus_message_read_basic(msg, 't', &v);
+                        if (r < 0)
+                                return r;
+                        if (v == 0)
+                                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                                  "Resource '%s' is 0; it must be at least 1.", name);
+                        /* the type's limits are ceilings: a job may ask for less, never more */
+                        if (g_str_equal(name, "memory_max"))
+                                j->memory_max = MIN(v, t->memory_max);
+                        else
+                                j->tasks_max = MIN(v, t->tasks_max);
+                } else if (g_str_equal(name, "cpu_quota_percent")) {
+                        uint32_t v;
+                        r = bus_enter_option(msg, name, "u", error);
+                        if (r < 0)
+                                return r;
+                        r = sd_bus_message_read_basic(msg, 'u', &v);
+                        if (r < 0)
+                                return r;
+                        if (v == 0 || v > 100000)
+                                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                                  "Resource 'cpu_quota_percent' is %u; it must be "
+                                                  "between 1 and 100000 (100 is one CPU).", v);
+                        j->cpu_quota_percent = t->cpu_quota_percent > 0 ? MIN(v, t->cpu_quota_percent) : v;
+                } else if (g_str_equal(name, "nice")) {
+                        int32_t v;
+                        r = bus_enter_option(msg, name, "i", error);
+                        if (r < 0)
+                                return r;
+                        r = sd_bus_message_read_basic(msg, 'i', &v);
+                        if (r < 0)
+                                return r;
+                        if (v < -20 || v > 19)
+                                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                                  "Resource 'nice' is %i; it must be between -20 and 19.", v);
+                        /* never kinder than the type allows */
+                        j->nice = MAX(v, t->nice);
+                } else
+                        return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                          "Unknown resource '%s'; use memory_max (t), "
+                                          "cpu_quota_percent (u), tasks_max (t) or nice (i).", name);
+
+                r = sd_bus_message_exit_container(msg);         /* variant */
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(msg);         /* dict entry */
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(msg);
+}
+
+static const struct {
+        const char *name;
+        const char *signature;
+        OptionParser parse;
+} submit_options[] = {
+        { "priority",           "i",     parse_priority },
+        { "not_before_usec",    "t",     parse_unsupported },
+        { "delay_usec",         "t",     parse_unsupported },
+        { "timeout_usec",       "t",     parse_timeout },
+        { "max_attempts",       "u",     parse_max_attempts },
+        { "retry_backoff_usec", "t",     parse_retry_backoff },
+        { "after",              "at",    parse_after },
+        { "lock",               "s",     parse_key_string },
+        { "unique_key",         "s",     parse_key_string },
+        { "input",              "h",     parse_unsupported },
+        { "resources",          "a{sv}", parse_resources },
+        { "retention_usec",     "t",     parse_retention },
+        { "expire_usec",        "t",     parse_unsupported },
+};
+
+static int read_submit_options(sd_bus_message *msg, Manager *m, const JobType *t, Job *j,
+                               sd_bus_error *error) {
+        g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        const char *key;
+        int r;
+
+        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
+                size_t i;
+
+                r = sd_bus_message_read_basic(msg, 's', &key);
+                if (r < 0)
+                        return r;
+                for (i = 0; i < G_N_ELEMENTS(submit_options); i++)
+                        if (g_str_equal(submit_options[i].name, key))
+                                break;
+                if (i >= G_N_ELEMENTS(submit_options))
+                        return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                          "Unknown option '%s'. Known options: priority, not_before_usec, "
+                                          "delay_usec, timeout_usec, max_attempts, retry_backoff_usec, "
+                                          "after, lock, unique_key, input, resources, retention_usec, "
+                                          "expire_usec.", key);
+                if (!g_hash_table_add(seen, g_strdup(key)))
+                        return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                          "Option '%s' is given twice.", key);
+
+                r = bus_enter_option(msg, key, submit_options[i].signature, error);
+                if (r < 0)
+                        return r;
+                r = submit_options[i].parse(msg, key, j, t, m, error);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(msg);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(msg);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(msg);
+}
+
+static void on_submitted(Manager *m, int error, Job *j, void *userdata) {
+        sd_bus_message *msg = userdata;
+        g_autofree char *path = NULL;
+        int r;
+
+        if (error < 0)
+                r = sd_bus_reply_method_errorf(msg, SD_BUS_ERROR_IO_ERROR,
+                                               "The job could not be stored durably (%s); nothing was "
+                                               "queued. jobd is rewriting its journal; try again.",
+                                               g_strerror(-error));
+        else {
+                path = job_path(j->id);
+                r = sd_bus_reply_method_return(msg, "to", j->id, path);
+        }
+        if (r < 0)
+                log_debug("Failed to reply to Submit: %s", g_strerror(-r));
+        sd_bus_message_unref(msg);
+}
+
+static int method_submit(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        g_auto(Caller) caller = {};
+        g_autoptr(GError) e = NULL;
+        g_autoptr(Job) j = NULL;
+        const char *type, *parameters;
+        JobType *t;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &type, &parameters);
+        if (r < 0)
+                return r;
+        r = bus_query_caller(msg, &caller);
+        if (r < 0)
+                return r;
+
+        t = manager_get_type(m, type);
+        if (!t)
+                return bus_refuse(error, JOBD_ERROR_UNKNOWN_TYPE,
+                                  "Unknown job type '%s'; `jobctl types` lists the configured ones.", type);
+
+        if (!params_validate(type, parameters, m->config.max_parameter_bytes, &e))
+                return bus_refuse(error, g_error_matches(e, PARAMS_ERROR, PARAMS_ERROR_TOO_LARGE) ?
+                                  JOBD_ERROR_TOO_LARGE : JOBD_ERROR_INVALID_PARAMETERS, "%s", e->message);
+
+        j = job_new(0);
+        j->type = g_strdup(type);
+        j->owner = caller.uid;
+        j->gid = caller.gid;
+        g_array_append_vals(j->groups, caller.groups->data, caller.groups->len);
+        j->parameters = g_strdup(*parameters ? parameters : "{}");
+        j->max_attempts = MAX(t->max_attempts, 1u);
+        j->timeout_usec = t->timeout_usec;
+        j->retry_backoff_usec = t->retry_backoff_usec;
+        j->retention_usec = t->workspace_retention_usec;
+        j->memory_max = t->memory_max;
+        j->tasks_max = t->tasks_max;
+        j->cpu_quota_percent = t->cpu_quota_percent;
+        j->nice = t->nice;
+
+        r = read_submit_options(msg, m, t, j, error);
+        if (r < 0)
+                return r;
+
+        if (caller.uid != 0 && manager_n_unfinished_of(m, caller.uid) >= m->config.max_pending_per_user)
+                return bus_refuse(error, JOBD_ERROR_QUOTA_EXCEEDED,
+                                  "You have %u unfinished jobs; the limit is %u (MaxPendingPerUser= in "
+                                  "jobd.conf). Wait for some to finish or cancel some.",
+                                  manager_n_unfinished_of(m, caller.uid), m->config.max_pending_per_user);
+
+        manager_submit(m, g_steal_pointer(&j), on_submitted, sd_bus_message_ref(msg));
+        return 1;
+}
+
+/* ---- List ---- */
+
+typedef struct ListFilter {
+        GHashTable *statuses;   /* JobStatus+1 set; NULL: any */
+        GHashTable *types;      /* names; NULL: any */
+        bool has_owner;
+        uid_t owner;
+        uint32_t limit;
+        uint64_t after_id;
+} ListFilter;
+
+static void list_filter_done(ListFilter *f) {
+        g_clear_pointer(&f->statuses, g_hash_table_unref);
+        g_clear_pointer(&f->types, g_hash_table_unref);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(ListFilter, list_filter_done)
+
+static int read_strv_option(sd_bus_message *msg, const char *key, char ***ret, sd_bus_error *error) {
+        int r = bus_enter_option(msg, key, "as", error);
+        if (r < 0)
+                return r;
+        return sd_bus_message_read_strv(msg, ret);
+}
+
+static int read_list_filter(sd_bus_message *msg, ListFilter *f, sd_bus_error *error) {
+        const char *key;
+        int r;
+
+        f->limit = LIST_LIMIT_MAX;
+        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
+                r = sd_bus_message_read_basic(msg, 's', &key);
+                if (r < 0)
+                        return r;
+
+                if (g_str_equal(key, "status")) {
+                        g_auto(GStrv) v = NULL;
+                        r = read_strv_option(msg, key, &v, error);
+                        if (r < 0)
+                                return r;
+                        f->statuses = f->statuses ?: g_hash_table_new(g_direct_hash, g_direct_equal);
+                        for (char **s = v; s && *s; s++) {
+                                JobStatus st = job_status_from_string(*s);
+                                if (st < 0)
+                                        return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                                          "Unknown status '%s' in the filter; use pending, "
+                                                          "scheduled, blocked, running, succeeded, failed "
+                                                          "or cancelled.", *s);
+                                g_hash_table_add(f->statuses, GINT_TO_POINTER(st + 1));
+                        }
+                } else if (g_str_equal(key, "type")) {
+                        g_auto(GStrv) v = NULL;
+                        r = read_strv_option(msg, key, &v, error);
+                        if (r < 0)
+                                return r;
+                        f->types = f->types ?: g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+                        for (char **s = v; s && *s; s++)
+                                g_hash_table_add(f->types, g_strdup(*s));
+                } else if (g_str_equal(key, "owner")) {
+                        r = bus_enter_option(msg, key, "u", error);
+                        if (r < 0)
+                                return r;
+                        r = sd_bus_message_read_basic(msg, 'u', &f->owner);
+                        f->has_owner = true;
+                } else if (g_str_equal(key, "limit")) {
+                        r = bus_enter_option(msg, key, "u", error);
+                        if (r < 0)
+                                return r;
+                        r = sd_bus_message_read_basic(msg, 'u', &f->limit);
+                        if (r >= 0 && (f->limit == 0 || f->limit > LIST_LIMIT_MAX))
+                                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                                  "Filter 'limit' is %u; it must be between 1 and %u. "
+                                                  "Page on with after_id.", f->limit, LIST_LIMIT_MAX);
+                } else if (g_str_equal(key, "after_id")) {
+                        r = bus_enter_option(msg, key, "t", error);
+                        if (r < 0)
+                                return r;
+                        r = sd_bus_message_read_basic(msg, 't', &f->after_id);
+                } else
+                        return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                          "Unknown filter '%s'; use status (as), type (as), owner (u), "
+                                          "limit (u) or after_id (t).", key);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(msg);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(msg);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(msg);
+}
+
+static bool list_filter_match(const ListFilter *f, const Job *j) {
+        if (f->statuses && !g_hash_table_contains(f->statuses, GINT_TO_POINTER(j->status + 1)))
+                return false;
+        if (f->types && !g_hash_table_contains(f->types, j->type))
+                return false;
+        if (f->has_owner && f->owner != j->owner)
+                return false;
+        return true;
+}
+
+static int method_list(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        g_auto(ListFilter) f = {};
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        GTreeNode *n;
+        uint64_t first;
+        uint32_t count = 0;
+        int r;
+
+        r = read_list_filter(msg, &f, error);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(tssso)");
+        if (r < 0)
+                return r;
+
+        first = f.after_id == UINT64_MAX ? UINT64_MAX : f.after_id + 1;
+        for (n = g_tree_lower_bound(m->jobs, &first); n && count < f.limit; n = g_tree_node_next(n)) {
+                Job *j = g_tree_node_value(n);
+                g_autofree char *path = NULL;
+
+                if (!list_filter_match(&f, j))
+                        continue;
+                path = job_path(j->id);
+                r = sd_bus_message_append(reply, "(tssso)", j->id, j->type, job_status_to_string(j->status),
+                                          manager_user_name(m, j->owner), path);
+                if (r < 0)
+                        return r;
+                count++;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+/* ---- GetStats ---- */
+
+typedef struct StatsAcc {
+        const char *type;
+        unsigned by_status[_JOB_STATUS_MAX];
+        unsigned total;
+        GHashTable *depth_by_type;      /* borrowed type name → count */
+} StatsAcc;
+
+static gboolean stats_one(gpointer key, gpointer value, gpointer userdata) {
+        StatsAcc *a = userdata;
+        Job *j = value;
+
+        if (*a->type && !g_str_equal(a->type, j->type))
+                return FALSE;
+        a->by_status[j->status]++;
+        a->total++;
+        if (job_status_is_queued(j->status)) {
+                unsigned n = GPOINTER_TO_UINT(g_hash_table_lookup(a->depth_by_type, j->type));
+                g_hash_table_insert(a->depth_by_type, j->type, GUINT_TO_POINTER(n + 1));
+        }
+        return FALSE;
+}
+
+static int method_get_stats(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        g_autoptr(GHashTable) depth = g_hash_table_new(g_str_hash, g_str_equal);
+        StatsAcc a = { .depth_by_type = depth };
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        GHashTableIter it;
+        gpointer k, v;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &a.type);
+        if (r < 0)
+                return r;
+        if (*a.type && !manager_get_type(m, a.type))
+                return bus_refuse(error, JOBD_ERROR_UNKNOWN_TYPE,
+                                  "Unknown job type '%s'; `jobctl types` lists the configured ones.", a.type);
+
+        g_tree_foreach(m->jobs, stats_one, &a);
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        for (JobStatus s = 0; r >= 0 && s < _JOB_STATUS_MAX; s++)
+                r = sd_bus_message_append(reply, "{sv}", job_status_to_string(s), "u", a.by_status[s]);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{sv}", "total", "u", a.total);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{sv}", "queue_depth", "u",
+                                          a.by_status[JOB_PENDING] + a.by_status[JOB_SCHEDULED] +
+                                          a.by_status[JOB_BLOCKED]);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'e', "sv");
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "s", "queue_depth_by_type");
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'v', "a{su}");
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "{su}");
+        g_hash_table_iter_init(&it, depth);
+        while (r >= 0 && g_hash_table_iter_next(&it, &k, &v))
+                r = sd_bus_message_append(reply, "{su}", (const char *) k, GPOINTER_TO_UINT(v));
+        for (int i = 0; r >= 0 && i < 4; i++)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+/* ---- ListTypes ---- */
+
+static int append_type(sd_bus_message *reply, const JobType *t) {
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'r', "ssa{sv}");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(reply, "ss", t->name, t->description ?: "");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        if (r < 0)
+                return r;
+
+        r = sd_bus_message_open_container(reply, 'e', "sv");
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "s", "exec");
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'v', "as");
+        if (r >= 0)
+                r = sd_bus_message_append_strv(reply, t->exec);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_message_append(reply, "{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}",
+                                  "stdin", "s", jobtype_stdin_to_string(t->stdin_mode),
+                                  "user", "s", t->user ?: "",
+                                  "concurrency", "u", t->concurrency,
+                                  "timeout_usec", "t", t->timeout_usec,
+                                  "max_attempts", "u", t->max_attempts,
+                                  "retry_backoff_usec", "t", t->retry_backoff_usec,
+                                  "workspace_retention_usec", "t", t->workspace_retention_usec,
+                                  "memory_max", "t", t->memory_max,
+                                  "cpu_quota_percent", "u", t->cpu_quota_percent,
+                                  "tasks_max", "t", t->tasks_max,
+                                  "nice", "i", t->nice,
+                                  "builtin", "b", t->builtin,
+                                  "external", "b", !t->exec && !t->builtin,
+                                  "paused", "b", false,
+                                  "path", "s", t->path ?: "");
+        if (r < 0)
+                return r;
+
+        static const char *const list_names[] = { "submit_users", "submit_groups", "worker_users", "worker_groups" };
+        char **const lists[] = { t->submit_users, t->submit_groups, t->worker_users, t->worker_groups };
+        for (size_t i = 0; i < G_N_ELEMENTS(lists); i++) {
+                r = sd_bus_message_open_container(reply, 'e', "sv");
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "s", list_names[i]);
+                if (r >= 0)
+                        r = sd_bus_message_open_container(reply, 'v', "as");
+                if (r >= 0)
+                        r = sd_bus_message_append_strv(reply, lists[i]);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                if (r < 0)
+                        return r;
+        }
+
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+static gint compare_type_names(gconstpointer a, gconstpointer b) {
+        return g_strcmp0((*(JobType *const *) a)->name, (*(JobType *const *) b)->name);
+}
+
+static int method_list_types(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        g_autoptr(GPtrArray) sorted = g_ptr_array_new();
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        GHashTableIter it;
+        gpointer v;
+        int r;
+
+        g_hash_table_iter_init(&it, m->types);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                g_ptr_array_add(sorted, v);
+        g_ptr_array_sort(sorted, compare_type_names);
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(ssa{sv})");
+        for (guint i = 0; r >= 0 && i < sorted->len; i++)
+                r = append_type(reply, sorted->pdata[i]);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+/* ---- Reload and the not yet implemented ---- */
+
+static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        g_auto(Caller) caller = {};
+        int r;
+
+        r = bus_query_caller(msg, &caller);
+        if (r < 0)
+                return r;
+        if (caller.uid != 0)
+                return bus_refuse(error, JOBD_ERROR_ACCESS_DENIED,
+                                  "Reload is for root; run it with sudo.");
+        manager_reload(m, NULL);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int method_not_supported(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return refuse_not_supported(msg, error);
+}
+
+static const sd_bus_vtable manager_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD_WITH_ARGS("Submit",
+                                SD_BUS_ARGS("s", type, "s", parameters, "a{sv}", options),
+                                SD_BUS_RESULT("t", id, "o", job),
+                                method_submit, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("List",
+                                SD_BUS_ARGS("a{sv}", filter),
+                                SD_BUS_RESULT("a(tssso)", jobs),
+                                method_list, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Claim",
+                                SD_BUS_ARGS("as", types, "t", wait_usec, "a{sv}", options),
+                                SD_BUS_RESULT("t", id, "s", token, "s", type, "s", parameters, "a{sv}", info),
+                                method_not_supported, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetStats",
+                                SD_BUS_ARGS("s", type),
+                                SD_BUS_RESULT("a{sv}", stats),
+                                method_get_stats, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListTypes",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("a(ssa{sv})", types),
+                                method_list_types, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
+                                method_reload, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("PauseType", SD_BUS_ARGS("s", type), SD_BUS_NO_RESULT,
+                                method_not_supported, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ResumeType", SD_BUS_ARGS("s", type), SD_BUS_NO_RESULT,
+                                method_not_supported, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("JobNew", SD_BUS_ARGS("t", id, "o", job, "s", type), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("JobChanged", SD_BUS_ARGS("t", id, "o", job, "s", status), 0),
+        SD_BUS_VTABLE_END
+};
+
+int bus_manager_register(Manager *m) {
+        return sd_bus_add_object_vtable(m->bus, &m->slots[0], JOBD_MANAGER_PATH, JOBD_MANAGER_INTERFACE,
+                                        manager_vtable, m);
+}
+
+void bus_manager_emit_job_new(Manager *m, Job *j) {
+        g_autofree char *path = job_path(j->id);
+        int r;
+
+        r = sd_bus_emit_signal(m->bus, JOBD_MANAGER_PATH, JOBD_MANAGER_INTERFACE, "JobNew", "tos",
+                               j->id, path, j->type);
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit JobNew, ignoring: %m");
+}
+
+void bus_manager_emit_job_changed(Manager *m, Job *j) {
+        g_autofree char *path = job_path(j->id);
+        int r;
+
+        r = sd_bus_emit_signal(m->bus, JOBD_MANAGER_PATH, JOBD_MANAGER_INTERFACE, "JobChanged", "tos",
+                               j->id, path, job_status_to_string(j->status));
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit JobChanged, ignoring: %m");
+}

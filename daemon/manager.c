@@ -1,0 +1,510 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The manager: startup order (configuration, types, replay, bus objects, and only then the bus
+ * name, so no call sees half-loaded state), the job table, and the persist-then-announce path
+ * every change takes. Invariants: a job in m->jobs has a durable NEW record; a queued pending
+ * job is in the scheduler; n_unfinished_by_owner counts the jobs in m->jobs not finished.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <systemd/sd-daemon.h>
+
+#include "bus-job.h"
+#include "bus-manager.h"
+#include "build-config.h"
+#include "bus-util.h"
+#include "config.h"
+#include "jobd-names.h"
+#include "log.h"
+#include "manager.h"
+
+/* META record tags */
+enum {
+        META_NEXT_ID = 1,
+};
+
+static gint id_compare(gconstpointer a, gconstpointer b, gpointer unused) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+static void job_destroy(gpointer j) {
+        job_free(j);
+}
+
+static uint64_t now_realtime_usec(void) {
+        return (uint64_t) g_get_real_time();
+}
+
+static int manager_setup_paths(Manager *m) {
+        const char *e;
+
+        if (!m->user_mode) {
+                e = getenv("STATE_DIRECTORY");  /* StateDirectory=jobd sets it */
+                m->state_dir = g_strdup(e && *e && !strchr(e, ':') ? e : "/var/lib/jobd");
+                m->config_path = g_strdup("/etc/jobd/jobd.conf");
+                m->type_dirs = g_strdupv((char *[]) { "/etc/jobd/types.d", "/run/jobd/types.d",
+                                                      (char *) JOBD_VENDOR_TYPES_DIR, NULL });
+                return 0;
+        }
+
+        /* user mode: the XDG base directories, then the system's type folders */
+        g_autofree char *runtime_types = g_build_filename(g_get_user_runtime_dir(), "jobd/types.d", NULL);
+        m->state_dir = g_build_filename(g_get_user_state_dir(), "jobd", NULL);
+        m->config_path = g_build_filename(g_get_user_config_dir(), "jobd/jobd.conf", NULL);
+        m->type_dirs = g_new0(char *, 6);
+        m->type_dirs[0] = g_build_filename(g_get_user_config_dir(), "jobd/types.d", NULL);
+        m->type_dirs[1] = g_steal_pointer(&runtime_types);
+        m->type_dirs[2] = g_strdup("/etc/jobd/types.d");
+        m->type_dirs[3] = g_strdup("/run/jobd/types.d");
+        m->type_dirs[4] = g_strdup(JOBD_VENDOR_TYPES_DIR);
+        return 0;
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+
+        log_info("Received signal %i, stopping.", (int) si->ssi_signo);
+        (void) sd_notify(false, "STOPPING=1");
+        return sd_event_exit(m->event, 0);
+}
+
+static int on_emit_changes(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+        GHashTableIter it;
+        gpointer key;
+
+        g_hash_table_iter_init(&it, m->changed_jobs);
+        while (g_hash_table_iter_next(&it, &key, NULL)) {
+                bus_job_emit_changed(m, key);
+                g_hash_table_iter_remove(&it);
+        }
+        return sd_event_source_set_enabled(s, SD_EVENT_OFF);
+}
+
+int manager_new(Manager **ret, bool user_mode) {
+        g_autoptr(Manager) m = g_new0(Manager, 1);
+        int r;
+
+        m->user_mode = user_mode;
+        m->next_id = 1;
+        config_init(&m->config);
+        m->jobs = g_tree_new_full(id_compare, NULL, NULL, job_destroy);
+        m->n_unfinished_by_owner = g_hash_table_new(g_direct_hash, g_direct_equal);
+        m->changed_jobs = g_hash_table_new(g_direct_hash, g_direct_equal);
+        m->user_names = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
+        m->scheduler = scheduler_new();
+
+        r = manager_setup_paths(m);
+        if (r < 0)
+                return r;
+
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return r;
+
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return -errno;
+        r = sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m);
+        if (r < 0)
+                return r;
+        r = sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
+        if (r < 0)
+                return r;
+
+        r = sd_event_add_defer(m->event, &m->emit_source, on_emit_changes, m);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(m->emit_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(m->emit_source, "emit-properties-changed");
+
+        (void) sd_event_set_watchdog(m->event, true);
+
+        *ret = g_steal_pointer(&m);
+        return 0;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+
+        for (size_t i = 0; i < G_N_ELEMENTS(m->slots); i++)
+                sd_bus_slot_unref(m->slots[i]);
+        sd_bus_flush_close_unref(m->bus);
+        /* the store flushes what it still holds before the jobs it describes go away */
+        store_free(m->store);
+        scheduler_free(m->scheduler);
+        g_tree_unref(m->jobs);
+        g_hash_table_unref(m->n_unfinished_by_owner);
+        g_hash_table_unref(m->changed_jobs);
+        g_hash_table_unref(m->user_names);
+        if (m->types)
+                g_hash_table_unref(m->types);
+        sd_event_source_unref(m->emit_source);
+        sd_event_unref(m->event);
+        g_free(m->state_dir);
+        g_free(m->config_path);
+        g_strfreev(m->type_dirs);
+        return g_free(m), NULL;
+}
+
+static void owner_count_add(Manager *m, uid_t owner, int delta) {
+        gpointer key = GUINT_TO_POINTER(owner);
+        unsigned n = GPOINTER_TO_UINT(g_hash_table_lookup(m->n_unfinished_by_owner, key));
+
+        n = (unsigned) ((int) n + delta);
+        if (n == 0)
+                g_hash_table_remove(m->n_unfinished_by_owner, key);
+        else
+                g_hash_table_insert(m->n_unfinished_by_owner, key, GUINT_TO_POINTER(n));
+}
+
+unsigned manager_n_unfinished_of(Manager *m, uid_t owner) {
+        return GPOINTER_TO_UINT(g_hash_table_lookup(m->n_unfinished_by_owner, GUINT_TO_POINTER(owner)));
+}
+
+/* Links a job whose NEW record is durable into the tables. */
+static void manager_link_job(Manager *m, Job *j) {
+        j->manager = m;
+        g_tree_insert(m->jobs, &j->id, j);
+        if (!job_status_is_finished(j->status))
+                owner_count_add(m, j->owner, +1);
+        if (j->status == JOB_PENDING)
+                scheduler_add(m->scheduler, j);
+        if (j->id >= m->next_id)
+                m->next_id = j->id + 1;
+}
+
+Job *manager_get_job(Manager *m, uint64_t id) {
+        return g_tree_lookup(m->jobs, &id);
+}
+
+JobType *manager_get_type(Manager *m, const char *name) {
+        return name ? g_hash_table_lookup(m->types, name) : NULL;
+}
+
+const char *manager_user_name(Manager *m, uid_t uid) {
+        char *name = g_hash_table_lookup(m->user_names, GUINT_TO_POINTER(uid));
+        struct passwd pw, *result = NULL;
+        char buf[4096];
+
+        if (name)
+                return name;
+        /* NSS may block; owners are few and names are cached for the daemon's lifetime */
+        if (getpwuid_r(uid, &pw, buf, sizeof(buf), &result) == 0 && result)
+                name = g_strdup(result->pw_name);
+        else
+                name = g_strdup_printf("%u", (unsigned) uid);
+        g_hash_table_insert(m->user_names, GUINT_TO_POINTER(uid), name);
+        return name;
+}
+
+/* ---- replay and snapshot ---- */
+
+static int on_replay_record(const void *payload, size_t size, void *userdata) {
+        Manager *m = userdata;
+        RecordReader reader;
+        Job *j;
+        int r;
+
+        r = record_reader_init(&reader, payload, size);
+        if (r < 0)
+                return log_warning_errno(r, "Skipping unreadable journal record: %m"), 0;
+
+        switch (reader.kind) {
+        case RECORD_JOB_NEW: {
+                g_autoptr(Job) n = job_new(reader.id);
+                r = job_apply_record(n, &reader);
+                if (r < 0 || !n->type || reader.id == 0)
+                        return log_warning("Skipping malformed record of job %" G_GUINT64_FORMAT ".",
+                                           reader.id), 0;
+                /* a snapshot or a replayed Submit replaces whatever we had */
+                g_tree_replace(m->jobs, &n->id, n);
+                g_steal_pointer(&n);
+                return 0;
+        }
+        case RECORD_JOB_UPDATE:
+                j = manager_get_job(m, reader.id);
+                if (!j)
+                        return log_warning("Journal updates unknown job %" G_GUINT64_FORMAT ", ignoring.",
+                                           reader.id), 0;
+                r = job_apply_record(j, &reader);
+                if (r < 0)
+                        log_warning_errno(r, "Malformed update of job %" G_GUINT64_FORMAT ", ignoring: %m",
+                                          reader.id);
+                return 0;
+        case RECORD_JOB_PURGE:
+                g_tree_remove(m->jobs, &reader.id);
+                return 0;
+        case RECORD_META: {
+                RecordField f;
+                while ((r = record_reader_next(&reader, &f)) > 0)
+                        if (f.tag == META_NEXT_ID && f.wire == RECORD_WIRE_VARINT && f.u64 > m->next_id)
+                                m->next_id = f.u64;
+                return 0;
+        }
+        default:
+                return 0;
+        }
+}
+
+typedef struct SnapshotState {
+        StoreWriter *writer;
+        int r;
+} SnapshotState;
+
+static gboolean snapshot_one(gpointer key, gpointer value, gpointer userdata) {
+        SnapshotState *s = userdata;
+        g_autoptr(GByteArray) b = g_byte_array_new();
+
+        job_encode(value, RECORD_JOB_NEW, 0, b);
+        s->r = store_writer_add(s->writer, b->data, b->len);
+        return s->r < 0;   /* TRUE stops the traversal */
+}
+
+static int on_snapshot(StoreWriter *w, void *userdata) {
+        Manager *m = userdata;
+        g_autoptr(GByteArray) b = g_byte_array_new();
+        int r;
+
+        record_begin(b, RECORD_META, 0);
+        record_put_u64(b, META_NEXT_ID, m->next_id);
+        r = store_writer_add(w, b->data, b->len);
+        if (r < 0)
+                return r;
+
+        SnapshotState state = { .writer = w };
+        g_tree_foreach(m->jobs, snapshot_one, &state);
+        return state.r;
+}
+
+static gboolean link_replayed(gpointer key, gpointer value, gpointer userdata) {
+        Manager *m = userdata;
+        Job *j = value;
+
+        j->manager = m;
+        if (!job_status_is_finished(j->status))
+                owner_count_add(m, j->owner, +1);
+        if (j->status == JOB_PENDING)
+                scheduler_add(m->scheduler, j);
+        if (j->id >= m->next_id)
+                m->next_id = j->id + 1;
+        return FALSE;
+}
+
+static int manager_open_store(Manager *m) {
+        StoreReplayStats stats = {};
+        int dir_fd, r;
+
+        if (g_mkdir_with_parents(m->state_dir, 0700) < 0)
+                return log_error_errno(errno, "Failed to create %s: %m", m->state_dir);
+        dir_fd = open(m->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir_fd < 0)
+                return log_error_errno(errno, "Failed to open %s: %m", m->state_dir);
+
+        r = store_new(&m->store, m->event, dir_fd);
+        (void) close(dir_fd);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the store: %m");
+        store_set_snapshot_fn(m->store, on_snapshot, m);
+
+        r = store_open(m->store, on_replay_record, m, &stats);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the journal in %s: %m", m->state_dir);
+
+        g_tree_foreach(m->jobs, link_replayed, m);
+        log_info("Replayed %" G_GUINT64_FORMAT " records: %i jobs, next id %" G_GUINT64_FORMAT ".",
+                 stats.n_records, g_tree_nnodes(m->jobs), m->next_id);
+        return 0;
+}
+
+/* ---- configuration ---- */
+
+void manager_reload(Manager *m, GPtrArray *problems) {
+        g_autoptr(GError) error = NULL;
+        Config c;
+
+        config_init(&c);
+        if (!config_load(&c, m->config_path, &error)) {
+                log_warning("%s; keeping the previous settings.", error->message);
+                if (problems)
+                        g_ptr_array_add(problems, g_strdup(error->message));
+        } else
+                m->config = c;
+
+        if (m->types)
+                g_hash_table_unref(m->types);
+        m->types = jobtype_load_dirs((const char *const *) m->type_dirs, problems);
+        log_info("Loaded %u job types.", g_hash_table_size(m->types));
+}
+
+/* ---- start and run ---- */
+
+static int manager_connect_bus(Manager *m) {
+        int r;
+
+        r = m->user_mode ? sd_bus_open_user(&m->bus) : sd_bus_open_system(&m->bus);
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to the %s bus: %m",
+                                       m->user_mode ? "user" : "system");
+        (void) sd_bus_set_description(m->bus, "jobd");
+        r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return r;
+        /* the bus going away ends the daemon; activation brings it back */
+        (void) sd_bus_set_exit_on_disconnect(m->bus, true);
+
+        r = bus_manager_register(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register the manager object: %m");
+        r = bus_job_register(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register the job objects: %m");
+
+        r = sd_bus_request_name(m->bus, JOBD_BUS_NAME, 0);
+        if (r < 0)
+                return log_error_errno(r, "Failed to acquire the bus name " JOBD_BUS_NAME ": %m");
+        return 0;
+}
+
+int manager_start(Manager *m) {
+        int r;
+
+        manager_reload(m, NULL);
+
+        r = manager_open_store(m);
+        if (r < 0)
+                return r;
+
+        r = manager_connect_bus(m);
+        if (r < 0)
+                return r;
+
+        (void) sd_notifyf(false, "READY=1\nSTATUS=%i jobs known", g_tree_nnodes(m->jobs));
+        return 0;
+}
+
+int manager_run(Manager *m) {
+        int r = sd_event_loop(m->event);
+
+        /* nothing acknowledged may be lost: write out what is queued before leaving */
+        if (m->store)
+                (void) store_flush(m->store);
+        return r;
+}
+
+/* ---- the persist-then-announce path ---- */
+
+typedef struct Pending {
+        Manager *manager;
+        Job *job;               /* Submit: owned until linked */
+        uint64_t id;
+        uint64_t mask;
+        ManagerDoneFn done;
+        void *userdata;
+} Pending;
+
+static void on_submit_durable(int error, void *userdata) {
+        g_autofree Pending *p = userdata;
+        Manager *m = p->manager;
+        Job *j = p->job;
+
+        if (error < 0) {
+                log_error_errno(error, "Failed to make job %" G_GUINT64_FORMAT " durable: %m", j->id);
+                job_free(j);
+                if (p->done)
+                        p->done(m, error, NULL, p->userdata);
+                return;
+        }
+
+        manager_link_job(m, j);
+        log_job(LOG_INFO, j->id, j->type, "Job %" G_GUINT64_FORMAT " of type %s submitted by uid %u.",
+                j->id, j->type, (unsigned) j->owner);
+        bus_manager_emit_job_new(m, j);
+        if (p->done)
+                p->done(m, 0, j, p->userdata);
+}
+
+void manager_submit(Manager *m, Job *j, ManagerDoneFn done, void *userdata) {
+        g_autoptr(GByteArray) b = g_byte_array_new();
+        Pending *p;
+        int r;
+
+        j->id = m->next_id++;
+        j->submitted_usec = now_realtime_usec();
+        job_encode(j, RECORD_JOB_NEW, 0, b);
+
+        p = g_new0(Pending, 1);
+        *p = (Pending) { .manager = m, .job = j, .id = j->id, .done = done, .userdata = userdata };
+        r = store_append(m->store, b->data, b->len, on_submit_durable, p);
+        if (r < 0)
+                on_submit_durable(r, p);
+}
+
+static void manager_announce(Manager *m, Job *j, uint64_t mask) {
+        j->changed |= mask;
+        g_hash_table_add(m->changed_jobs, j);
+        (void) sd_event_source_set_enabled(m->emit_source, SD_EVENT_ONESHOT);
+        if (mask & JOB_FIELD_BIT(JOB_FIELD_STATUS))
+                bus_manager_emit_job_changed(m, j);
+}
+
+static void on_commit_durable(int error, void *userdata) {
+        g_autofree Pending *p = userdata;
+        Manager *m = p->manager;
+        Job *j = manager_get_job(m, p->id);
+
+        /* On error the change stays in memory: the store rewrites its file from this state
+         * before it accepts anything else, so the change is announced either way. */
+        if (error < 0)
+                log_error_errno(error, "Failed to make a change of job %" G_GUINT64_FORMAT " durable: %m",
+                                p->id);
+        if (j)
+                manager_announce(m, j, p->mask);
+        if (p->done)
+                p->done(m, error, j, p->userdata);
+}
+
+void manager_commit(Manager *m, Job *j, uint64_t mask, ManagerDoneFn done, void *userdata) {
+        g_autoptr(GByteArray) b = g_byte_array_new();
+        Pending *p;
+        int r;
+
+        job_encode(j, RECORD_JOB_UPDATE, mask, b);
+        p = g_new0(Pending, 1);
+        *p = (Pending) { .manager = m, .id = j->id, .mask = mask, .done = done, .userdata = userdata };
+        r = store_append(m->store, b->data, b->len, on_commit_durable, p);
+        if (r < 0)
+                on_commit_durable(r, p);
+}
+
+void manager_set_status(Manager *m, Job *j, JobStatus status, uint64_t extra_mask,
+                        ManagerDoneFn done, void *userdata) {
+        bool was_finished = job_status_is_finished(j->status);
+
+        scheduler_remove(m->scheduler, j);
+        j->status = status;
+        if (status == JOB_PENDING)
+                scheduler_add(m->scheduler, j);
+        if (job_status_is_finished(status) && !was_finished)
+                owner_count_add(m, j->owner, -1);
+        else if (!job_status_is_finished(status) && was_finished)
+                owner_count_add(m, j->owner, +1);
+        if (job_status_is_finished(status)) {
+                j->finished_usec = now_realtime_usec();
+                extra_mask |= JOB_FIELD_BIT(JOB_FIELD_FINISHED);
+        }
+
+        manager_commit(m, j, extra_mask | JOB_FIELD_BIT(JOB_FIELD_STATUS), done, userdata);
+}

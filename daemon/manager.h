@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The manager owns the event loop, the bus connection, the configuration, the job types, the
+ * store, the scheduler and the table of jobs. The bus-*.c files translate calls into the
+ * operations declared here; the operations persist through the store and then announce the
+ * change on the bus. A job exists (is visible, listed, addressable) only once its Submit
+ * record is durable.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+#include <glib.h>
+
+#include "config.h"
+#include "job.h"
+#include "jobtype.h"
+#include "scheduler.h"
+#include "store.h"
+
+typedef struct Manager {
+        sd_event *event;
+        sd_bus *bus;
+        bool user_mode;
+
+        char *state_dir;
+        char *config_path;
+        char **type_dirs;               /* precedence order */
+        Config config;
+        GHashTable *types;              /* name → JobType* */
+
+        Store *store;
+        Scheduler *scheduler;
+        GTree *jobs;                    /* &job->id → Job*, owns the jobs */
+        uint64_t next_id;
+        GHashTable *n_unfinished_by_owner; /* uid → count of jobs not finished (quota) */
+
+        GHashTable *changed_jobs;       /* Job* set: PropertiesChanged to send */
+        sd_event_source *emit_source;
+        GHashTable *user_names;         /* uid → name cache for List */
+
+        sd_bus_slot *slots[4];
+} Manager;
+
+/* error 0 or -errno; j is NULL after a failed Submit */
+typedef void (*ManagerDoneFn)(Manager *m, int error, Job *j, void *userdata);
+
+int manager_new(Manager **ret, bool user_mode);
+Manager *manager_free(Manager *m);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Manager, manager_free)
+
+/* config, types, store replay, bus objects, then the bus name */
+int manager_start(Manager *m);
+int manager_run(Manager *m);
+
+/* Re-reads jobd.conf and the type files. Problems are logged; never fails the daemon. */
+void manager_reload(Manager *m, GPtrArray *ret_problems);
+
+JobType *manager_get_type(Manager *m, const char *name);
+Job *manager_get_job(Manager *m, uint64_t id);
+unsigned manager_n_unfinished_of(Manager *m, uid_t owner);
+/* the user name for uid, or the uid as text; cached */
+const char *manager_user_name(Manager *m, uid_t uid);
+
+/* Takes j (without id). Assigns the id, persists the job, and only then makes it visible,
+ * announces JobNew and calls done. On failure the job is dropped and done gets NULL. */
+void manager_submit(Manager *m, Job *j, ManagerDoneFn done, void *userdata);
+/* The fields in mask were changed on j already: persists them, then announces them
+ * (PropertiesChanged; JobChanged when Status is in mask) and calls done (may be NULL). */
+void manager_commit(Manager *m, Job *j, uint64_t mask, ManagerDoneFn done, void *userdata);
+/* Sets the status, keeps the scheduler and counters in line, and commits with extra. */
+void manager_set_status(Manager *m, Job *j, JobStatus status, uint64_t extra_mask,
+                        ManagerDoneFn done, void *userdata);

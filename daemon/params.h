@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Job parameters: JSON text from callers, checked before anything is created. Pure GLib code
+ * (json-glib), so it is unit-tested and fuzzed apart from the bus.
+ */
+
+#include <stddef.h>
+#include <glib.h>
+
+#define PARAMS_ERROR (params_error_quark())
+GQuark params_error_quark(void);
+
+typedef enum ParamsError {
+        PARAMS_ERROR_TOO_LARGE,         /* over the byte limit */
+        PARAMS_ERROR_INVALID,           /* not JSON, or not the shape the type needs */
+} ParamsError;
+
+#define PARAMS_EXEC_ARGV_MAX 4096u
+#define PARAMS_EXEC_ENV_MAX 1024u
+#define PARAMS_DEPTH_MAX 64u
+
+/* Checks parameters for a type: JSON (any value) for every type; for the built-in exec type
+ * {"argv": [non-empty strings…], "cwd": "/absolute", "env": {"NAME": "value"}} with argv
+ * required and non-empty, nothing else allowed. "" is taken as {}. */
+gboolean params_validate(const char *type, const char *json, size_t max_bytes, GError **error);

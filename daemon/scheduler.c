@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Owns one GTree per type of the pending jobs of that type; the trees borrow the jobs.
+ * Invariant: a job is in its type's tree exactly when j->sched_node != NULL.
+ */
+
+#include "scheduler.h"
+
+struct Scheduler {
+        GHashTable *queues;     /* type name (owned) → GTree of Job* */
+};
+
+static gint job_compare(gconstpointer a, gconstpointer b) {
+        const Job *x = a, *y = b;
+
+        if (x->priority != y->priority)
+                return x->priority > y->priority ? -1 : 1;
+        if (x->id != y->id)
+                return x->id < y->id ? -1 : 1;
+        return 0;
+}
+
+Scheduler *scheduler_new(void) {
+        Scheduler *s = g_new0(Scheduler, 1);
+
+        s->queues = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                          (GDestroyNotify) g_tree_unref);
+        return s;
+}
+
+Scheduler *scheduler_free(Scheduler *s) {
+        if (!s)
+                return NULL;
+        g_hash_table_unref(s->queues);
+        return g_free(s), NULL;
+}
+
+void scheduler_add(Scheduler *s, Job *j) {
+        GTree *q;
+
+        g_assert(!j->sched_node);
+        g_assert(j->status == JOB_PENDING);
+
+        q = g_hash_table_lookup(s->queues, j->type);
+        if (!q) {
+                q = g_tree_new(job_compare);
+                g_hash_table_insert(s->queues, g_strdup(j->type), q);
+        }
+        j->sched_node = g_tree_insert_node(q, j, j);
+}
+
+void scheduler_remove(Scheduler *s, Job *j) {
+        GTree *q;
+
+        if (!j->sched_node)
+                return;
+        q = g_hash_table_lookup(s->queues, j->type);
+        g_assert(q);
+        g_tree_remove(q, j);
+        j->sched_node = NULL;
+}
+
+Job *scheduler_peek(Scheduler *s, const char *type) {
+        GTree *q = g_hash_table_lookup(s->queues, type);
+        GTreeNode *n;
+
+        if (!q)
+                return NULL;
+        n = g_tree_node_first(q);
+        return n ? g_tree_node_value(n) : NULL;
+}
+
+unsigned scheduler_n_queued(Scheduler *s, const char *type) {
+        GTree *q = g_hash_table_lookup(s->queues, type);
+
+        return q ? (unsigned) g_tree_nnodes(q) : 0;
+}
