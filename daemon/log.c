@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <systemd/sd-journal.h>
 
 #include "log.h"
@@ -37,7 +38,7 @@ int log_internal(int level, int error, uint64_t job_id, const char *job_type,
         vsnprintf(buf, sizeof(buf), format, ap);
         va_end(ap);
 
-        if (log_target == LOG_TARGET_STDERR) {
+        if (log_target == LOG_TARGET_STDERR || getenv("JOBD_LOG_STDERR")) {
                 if (job_id > 0)
                         fprintf(stderr, "jobd[job %llu]: %s\n", (unsigned long long) job_id, buf);
                 else
@@ -45,20 +46,24 @@ int log_internal(int level, int error, uint64_t job_id, const char *job_type,
                 return -error;
         }
 
-        char job_id_field[64], type_field[256], mid_field[64], errno_field[32];
-        snprintf(job_id_field, sizeof(job_id_field), "JOBD_JOB_ID=%llu", (unsigned long long) job_id);
-        snprintf(type_field, sizeof(type_field), "JOBD_TYPE=%s", job_type ?: "");
-        snprintf(mid_field, sizeof(mid_field), "MESSAGE_ID=%s", message_id ?: "");
-        snprintf(errno_field, sizeof(errno_field), "ERRNO=%i", error);
+        /* only the fields that carry something: journald keeps empty ones */
+        char fields[6][2304];
+        struct iovec iov[6];
+        size_t n = 0;
 
-        /* An empty FIELD= is dropped by journald, so optional fields can ride along blank. */
-        sd_journal_send("MESSAGE=%s", buf,
-                        "PRIORITY=%i", level,
-                        "SYSLOG_IDENTIFIER=jobd",
-                        job_id > 0 ? job_id_field : "JOBD_JOB_ID=",
-                        job_type ? type_field : "JOBD_TYPE=",
-                        message_id ? mid_field : "MESSAGE_ID=",
-                        error > 0 ? errno_field : "ERRNO=",
-                        NULL);
+        snprintf(fields[n++], sizeof(fields[0]), "MESSAGE=%s", buf);
+        snprintf(fields[n++], sizeof(fields[0]), "PRIORITY=%i", level);
+        snprintf(fields[n++], sizeof(fields[0]), "SYSLOG_IDENTIFIER=jobd");
+        if (job_id > 0)
+                snprintf(fields[n++], sizeof(fields[0]), "JOBD_JOB_ID=%llu", (unsigned long long) job_id);
+        if (job_type)
+                snprintf(fields[n++], sizeof(fields[0]), "JOBD_TYPE=%s", job_type);
+        if (message_id)
+                snprintf(fields[n++], sizeof(fields[0]), "MESSAGE_ID=%s", message_id);
+        else if (error > 0)
+                snprintf(fields[n++], sizeof(fields[0]), "ERRNO=%i", error);
+        for (size_t i = 0; i < n; i++)
+                iov[i] = (struct iovec) { .iov_base = fields[i], .iov_len = strlen(fields[i]) };
+        (void) sd_journal_sendv(iov, (int) n);
         return -error;
 }
