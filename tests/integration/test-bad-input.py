@@ -59,4 +59,24 @@ eq(os.path.getsize(journal), size_before, "no refused Submit wrote a record")
 nxt, _ = submit("echo", "{}")
 eq(int(nxt), int(first) + 1, "no refused Submit consumed an id")
 
+# quota: MaxPendingPerUser counts a user's unfinished jobs; root is exempt
+with open("/etc/jobd/jobd.conf", "w") as f:
+    f.write("[Manager]\nMaxPendingPerUser=2\nMaxParameterBytes=100\n")
+manager().Reload()
+as_user = lambda *a: run("gdbus", "call", "--system", "--dest", "org.jobd.Jobd1", "--object-path", "/org/jobd/Jobd1",
+                         "--method", "org.jobd.Jobd1.Manager.Submit", *a, "{}", user=2002)
+r1, r2, r3 = as_user("echo", "{}"), as_user("echo", "{}"), as_user("echo", "{}")
+ok(r1.returncode == 0 and r2.returncode == 0, "a user submits up to MaxPendingPerUser jobs", r1.stderr + r2.stderr)
+ok(r3.returncode != 0 and "QuotaExceeded" in r3.stderr and "MaxPendingPerUser" in r3.stderr,
+   "one more is refused with QuotaExceeded naming the setting", r3.stderr)
+n_user = len(manager().List({"owner": dbus.UInt32(2002)}))
+eq(n_user, 2, "the refused Submit created nothing")
+victim = r1.stdout.split("objectpath '")[1].split("'")[0] if r1.returncode == 0 else "/"
+run("gdbus", "call", "--system", "--dest", "org.jobd.Jobd1", "--object-path", victim,
+    "--method", "org.jobd.Jobd1.Job.Cancel", user=2002)
+r4 = as_user("echo", "{}")
+ok(r4.returncode == 0, "a finished job frees its place in the quota", r4.stderr)
+got, msg = call_error(S, "echo", '"' + "x" * 200 + '"')
+ok(got == ERR + "TooLarge" and "100" in msg, "MaxParameterBytes from jobd.conf applies after Reload", msg)
+
 done()
