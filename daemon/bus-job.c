@@ -63,7 +63,7 @@ static bool current_caller_owns(sd_bus *bus, Job *j) {
         g_auto(Caller) caller = {};
 
         /* no call being answered: an emission, which only ever invalidates these */
-        if (!call || bus_query_caller(call, &caller) < 0)
+        if (!call || bus_query_caller(call, j->manager->callers, &caller) < 0)
                 return false;
         return caller_owns(&caller, j);
 }
@@ -109,7 +109,7 @@ static int method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         g_auto(Caller) caller = {};
         int r;
 
-        r = bus_query_caller(msg, &caller);
+        r = bus_query_caller(msg, m->callers, &caller);
         if (r < 0)
                 return r;
         if (!caller_owns(&caller, j))
@@ -124,6 +124,8 @@ static int method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                                   "Job %" G_GUINT64_FORMAT " is %s already; only pending, scheduled, "
                                   "blocked or running jobs can be cancelled.",
                                   j->id, job_status_to_string(j->status));
+        if (!manager_accepts_changes(m))
+                return BUS_REFUSE_STORE_FAILED(error);
 
         g_free(j->error);
         j->error = g_strdup_printf("Cancelled by uid %u.", (unsigned) caller.uid);

@@ -308,7 +308,7 @@ static int method_submit(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         r = sd_bus_message_read(msg, "ss", &type, &parameters);
         if (r < 0)
                 return r;
-        r = bus_query_caller(msg, &caller);
+        r = bus_query_caller(msg, m->callers, &caller);
         if (r < 0)
                 return r;
 
@@ -316,6 +316,12 @@ static int method_submit(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         if (!t)
                 return bus_refuse(error, JOBD_ERROR_UNKNOWN_TYPE,
                                   "Unknown job type '%s'; `jobctl types` lists the configured ones.", type);
+        if (caller.uid != 0 && (t->submit_users[0] || t->submit_groups[0]) &&
+            !caller_in_lists(&caller, t->submit_users, t->submit_groups))
+                return bus_refuse(error, JOBD_ERROR_ACCESS_DENIED,
+                                  "Type '%s' takes jobs only from the users and groups in its SubmitUsers= "
+                                  "and SubmitGroups= (%s); uid %u is in neither.",
+                                  type, t->path ?: "its type file", (unsigned) caller.uid);
 
         if (!params_validate(type, parameters, m->config.max_parameter_bytes, &e))
                 return bus_refuse(error, g_error_matches(e, PARAMS_ERROR, PARAMS_ERROR_TOO_LARGE) ?
@@ -340,6 +346,8 @@ static int method_submit(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         if (r < 0)
                 return r;
 
+        if (!manager_accepts_changes(m))
+                return BUS_REFUSE_STORE_FAILED(error);
         if (caller.uid != 0 && manager_n_unfinished_of(m, caller.uid) >= m->config.max_pending_per_user)
                 return bus_refuse(error, JOBD_ERROR_QUOTA_EXCEEDED,
                                   "You have %u unfinished jobs; the limit is %u (MaxPendingPerUser= in "
@@ -679,7 +687,7 @@ static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         g_auto(Caller) caller = {};
         int r;
 
-        r = bus_query_caller(msg, &caller);
+        r = bus_query_caller(msg, m->callers, &caller);
         if (r < 0)
                 return r;
         if (caller.uid != 0)

@@ -2,6 +2,8 @@
 /* Stateless helpers; the Caller struct owns its group array. */
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <unistd.h>
 
@@ -10,36 +12,153 @@
 
 void caller_done(Caller *c) {
         g_clear_pointer(&c->groups, g_array_unref);
+        g_clear_pointer(&c->user_name, g_free);
 }
 
-int bus_query_caller(sd_bus_message *m, Caller *ret) {
-        sd_bus_creds *creds = NULL;
-        const gid_t *gids = NULL;
-        uid_t uid;
-        gid_t gid;
-        int r, n;
+static void caller_free(gpointer p) {
+        caller_done(p);
+        g_free(p);
+}
 
-        /* No SD_BUS_CREDS_AUGMENT: what the bus daemon vouches for, never racy /proc reads. */
-        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID |
-                                      SD_BUS_CREDS_SUPPLEMENTARY_GIDS, &creds);
+GHashTable *caller_cache_new(void) {
+        return g_hash_table_new_full(g_str_hash, g_str_equal, g_free, caller_free);
+}
+
+static void caller_copy(const Caller *from, Caller *to) {
+        to->uid = from->uid;
+        to->gid = from->gid;
+        to->groups = g_array_copy(from->groups);
+        to->user_name = g_strdup(from->user_name);
+}
+
+static int read_credentials(sd_bus_message *reply, Caller *c) {
+        const char *key;
+        int r;
+
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
         if (r < 0)
                 return r;
-        r = sd_bus_creds_get_euid(creds, &uid);
-        if (r < 0) {
-                sd_bus_creds_unref(creds);
-                return r;
+        while ((r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                r = sd_bus_message_read_basic(reply, 's', &key);
+                if (r < 0)
+                        return r;
+                if (g_str_equal(key, "UnixUserID"))
+                        r = sd_bus_message_read(reply, "v", "u", &c->uid);
+                else if (g_str_equal(key, "UnixGroupIDs")) {
+                        const void *v;
+                        size_t n;
+                        r = sd_bus_message_enter_container(reply, 'v', "au");
+                        if (r >= 0)
+                                r = sd_bus_message_read_array(reply, 'u', &v, &n);
+                        if (r >= 0) {
+                                g_array_append_vals(c->groups, v, n / sizeof(uint32_t));
+                                r = sd_bus_message_exit_container(reply);
+                        }
+                } else
+                        r = sd_bus_message_skip(reply, "v");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(reply);
+                if (r < 0)
+                        return r;
         }
-        if (sd_bus_creds_get_egid(creds, &gid) < 0)
-                gid = (gid_t) -1;
-        n = sd_bus_creds_get_supplementary_gids(creds, &gids);
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(reply);
+}
 
-        ret->uid = uid;
-        ret->gid = gid;
-        ret->groups = g_array_new(FALSE, FALSE, sizeof(gid_t));
-        if (n > 0)
-                g_array_append_vals(ret->groups, gids, n);
-        sd_bus_creds_unref(creds);
+static void caller_lookup_user(Caller *c) {
+        struct passwd pw, *result = NULL;
+        char buf[4096];
+
+        /* the primary group is the user database's: the bus only vouches for the group list */
+        if (getpwuid_r(c->uid, &pw, buf, sizeof(buf), &result) == 0 && result) {
+                c->gid = result->pw_gid;
+                c->user_name = g_strdup(result->pw_name);
+        }
+}
+
+int bus_query_caller(sd_bus_message *m, GHashTable *cache, Caller *ret) {
+        sd_bus *bus = sd_bus_message_get_bus(m);
+        const char *sender = sd_bus_message_get_sender(m);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        Caller *cached, c = { .uid = (uid_t) -1, .gid = (gid_t) -1 };
+        int r;
+
+        if (!sender)
+                return -EBADMSG;        /* a message bus always stamps the sender */
+        cached = g_hash_table_lookup(cache, sender);
+        if (cached) {
+                caller_copy(cached, ret);
+                return 0;
+        }
+
+        r = sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                               "GetConnectionCredentials", &error, &reply, "s", sender);
+        if (r < 0)
+                return r;
+        c.groups = g_array_new(FALSE, FALSE, sizeof(gid_t));
+        r = read_credentials(reply, &c);
+        if (r < 0 || c.uid == (uid_t) -1) {
+                caller_done(&c);
+                return r < 0 ? r : -ENODATA;
+        }
+        caller_lookup_user(&c);
+
+        if (g_hash_table_size(cache) >= CALLER_CACHE_MAX)
+                g_hash_table_remove_all(cache);
+        cached = g_new0(Caller, 1);
+        caller_copy(&c, cached);
+        g_hash_table_insert(cache, g_strdup(sender), cached);
+        *ret = c;
         return 0;
+}
+
+static bool parse_id(const char *s, uint32_t *ret) {
+        char *end;
+        guint64 v;
+
+        if (!g_ascii_isdigit(*s))
+                return false;
+        v = g_ascii_strtoull(s, &end, 10);
+        if (*end || v >= UINT32_MAX)
+                return false;
+        *ret = (uint32_t) v;
+        return true;
+}
+
+static bool caller_has_group(const Caller *c, gid_t gid) {
+        if (c->gid == gid)
+                return true;
+        for (guint i = 0; i < c->groups->len; i++)
+                if (g_array_index(c->groups, gid_t, i) == gid)
+                        return true;
+        return false;
+}
+
+bool caller_in_lists(const Caller *c, char *const *users, char *const *groups) {
+        uint32_t id;
+
+        for (char *const *u = users; u && *u; u++) {
+                if (parse_id(*u, &id) ? id == c->uid : g_strcmp0(*u, c->user_name) == 0)
+                        return true;
+        }
+        for (char *const *g = groups; g && *g; g++) {
+                struct group gr, *result = NULL;
+                char buf[4096];
+
+                if (parse_id(*g, &id)) {
+                        if (caller_has_group(c, id))
+                                return true;
+                        continue;
+                }
+                /* group names resolve now, so a group created after the type file loaded counts */
+                if (getgrnam_r(*g, &gr, buf, sizeof(buf), &result) == 0 && result &&
+                    caller_has_group(c, result->gr_gid))
+                        return true;
+        }
+        return false;
 }
 
 bool caller_owns(const Caller *c, const Job *j) {

@@ -13,17 +13,35 @@
 
 typedef struct Caller {
         uid_t uid;
-        gid_t gid;
-        GArray *groups;         /* gid_t */
+        gid_t gid;              /* the user's primary group from the user database; -1 if none */
+        GArray *groups;         /* gid_t: the connection's groups, as the bus daemon saw them */
+        char *user_name;        /* NULL if the uid has no entry */
 } Caller;
+
+#define CALLER_CACHE_MAX 4096u
 
 void caller_done(Caller *c);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Caller, caller_done)
 
-/* The sender's effective uid, gid and supplementary groups, from the bus. */
-int bus_query_caller(sd_bus_message *m, Caller *ret);
+/* A cache of unique bus name → Caller. Unique names are never reused on a bus and a
+ * connection's credentials never change, so an entry is never stale; the cache is only bounded. */
+GHashTable *caller_cache_new(void);
+
+/* The sender's uid and groups from the bus daemon (GetConnectionCredentials: what it saw when the
+ * connection was made, not racy /proc reads), cached per unique name. The first call of a
+ * connection is one synchronous round trip to the bus daemon; later calls are free. */
+int bus_query_caller(sd_bus_message *m, GHashTable *cache, Caller *ret);
 /* Owner or root: may see a job's parameters, result and error, and cancel it. */
 bool caller_owns(const Caller *c, const Job *j);
+/* Whether the caller is named in a users list (names or uids) or is a member of a group in a
+ * groups list (names or gids). */
+bool caller_in_lists(const Caller *c, char *const *users, char *const *groups);
+
+/* Refuses a change while the store is failed and rewriting its state. */
+#define BUS_REFUSE_STORE_FAILED(error)                                                                   \
+        bus_refuse(error, SD_BUS_ERROR_IO_ERROR,                                                          \
+                   "jobd's journal could not be written and is being rewritten; no changes are accepted " \
+                   "until that succeeded. Nothing was changed; try again shortly.")
 
 /* sd_bus_error_setf that returns the errno a method handler returns for a refusal */
 int bus_refuse(sd_bus_error *error, const char *name, const char *format, ...)

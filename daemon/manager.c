@@ -100,6 +100,7 @@ int manager_new(Manager **ret, bool user_mode) {
         m->n_unfinished_by_owner = g_hash_table_new(g_direct_hash, g_direct_equal);
         m->changed_jobs = g_hash_table_new(g_direct_hash, g_direct_equal);
         m->user_names = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
+        m->callers = caller_cache_new();
         m->scheduler = scheduler_new();
 
         r = manager_setup_paths(m);
@@ -139,16 +140,18 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
 
+        /* the store answers what it still holds (its callbacks touch jobs and the bus) before
+         * either goes away */
+        store_free(m->store);
         for (size_t i = 0; i < G_N_ELEMENTS(m->slots); i++)
                 sd_bus_slot_unref(m->slots[i]);
         sd_bus_flush_close_unref(m->bus);
-        /* the store flushes what it still holds before the jobs it describes go away */
-        store_free(m->store);
         scheduler_free(m->scheduler);
         g_tree_unref(m->jobs);
         g_hash_table_unref(m->n_unfinished_by_owner);
         g_hash_table_unref(m->changed_jobs);
         g_hash_table_unref(m->user_names);
+        g_hash_table_unref(m->callers);
         if (m->types)
                 g_hash_table_unref(m->types);
         sd_event_source_unref(m->emit_source);
@@ -175,9 +178,9 @@ unsigned manager_n_unfinished_of(Manager *m, uid_t owner) {
 }
 
 /* Links a job whose NEW record is durable into the tables. */
-static void manager_link_job(Manager *m, Job *j) {
+/* Accounts a job in the tables beside m->jobs (which holds it already). */
+static void manager_index_job(Manager *m, Job *j) {
         j->manager = m;
-        g_tree_insert(m->jobs, &j->id, j);
         if (!job_status_is_finished(j->status))
                 owner_count_add(m, j->owner, +1);
         if (j->status == JOB_PENDING)
@@ -229,7 +232,10 @@ static int on_replay_record(const void *payload, size_t size, void *userdata) {
                 if (r < 0 || !n->type || reader.id == 0)
                         return log_warning("Skipping malformed record of job %" G_GUINT64_FORMAT ".",
                                            reader.id), 0;
-                /* a snapshot or a replayed Submit replaces whatever we had */
+                /* a snapshot or a replayed Submit replaces whatever we had; ids stay monotonic
+                 * even if later records are lost */
+                if (n->id >= m->next_id)
+                        m->next_id = n->id + 1;
                 g_tree_replace(m->jobs, &n->id, n);
                 g_steal_pointer(&n);
                 return 0;
@@ -289,17 +295,8 @@ static int on_snapshot(StoreWriter *w, void *userdata) {
         return state.r;
 }
 
-static gboolean link_replayed(gpointer key, gpointer value, gpointer userdata) {
-        Manager *m = userdata;
-        Job *j = value;
-
-        j->manager = m;
-        if (!job_status_is_finished(j->status))
-                owner_count_add(m, j->owner, +1);
-        if (j->status == JOB_PENDING)
-                scheduler_add(m->scheduler, j);
-        if (j->id >= m->next_id)
-                m->next_id = j->id + 1;
+static gboolean index_replayed(gpointer key, gpointer value, gpointer userdata) {
+        manager_index_job(userdata, value);
         return FALSE;
 }
 
@@ -323,7 +320,7 @@ static int manager_open_store(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to open the journal in %s: %m", m->state_dir);
 
-        g_tree_foreach(m->jobs, link_replayed, m);
+        g_tree_foreach(m->jobs, index_replayed, m);
         log_info("Replayed %" G_GUINT64_FORMAT " records: %i jobs, next id %" G_GUINT64_FORMAT ".",
                  stats.n_records, g_tree_nnodes(m->jobs), m->next_id);
         return 0;
@@ -422,13 +419,17 @@ static void on_submit_durable(int error, void *userdata) {
 
         if (error < 0) {
                 log_error_errno(error, "Failed to make job %" G_GUINT64_FORMAT " durable: %m", j->id);
+                owner_count_add(m, j->owner, -1);
                 job_free(j);
                 if (p->done)
                         p->done(m, error, NULL, p->userdata);
                 return;
         }
 
-        manager_link_job(m, j);
+        g_tree_insert(m->jobs, &j->id, j);
+        j->manager = m;
+        if (j->status == JOB_PENDING)
+                scheduler_add(m->scheduler, j);
         log_job(LOG_INFO, j->id, j->type, "Job %" G_GUINT64_FORMAT " of type %s submitted by uid %u.",
                 j->id, j->type, (unsigned) j->owner);
         bus_manager_emit_job_new(m, j);
@@ -441,15 +442,23 @@ void manager_submit(Manager *m, Job *j, ManagerDoneFn done, void *userdata) {
         Pending *p;
         int r;
 
-        j->id = m->next_id++;
+        j->id = m->next_id;
         j->submitted_usec = now_realtime_usec();
         job_encode(j, RECORD_JOB_NEW, 0, b);
+        owner_count_add(m, j->owner, +1);
 
         p = g_new0(Pending, 1);
         *p = (Pending) { .manager = m, .job = j, .id = j->id, .done = done, .userdata = userdata };
         r = store_append(m->store, b->data, b->len, on_submit_durable, p);
-        if (r < 0)
+        if (r < 0) {
                 on_submit_durable(r, p);
+                return;
+        }
+        m->next_id++;
+}
+
+bool manager_accepts_changes(Manager *m) {
+        return !store_is_failed(m->store);
 }
 
 static void manager_announce(Manager *m, Job *j, uint64_t mask) {

@@ -41,8 +41,9 @@ typedef struct Manager {
         GHashTable *changed_jobs;       /* Job* set: PropertiesChanged to send */
         sd_event_source *emit_source;
         GHashTable *user_names;         /* uid → name cache for List */
+        GHashTable *callers;            /* unique bus name → Caller (bus-util.h) */
 
-        sd_bus_slot *slots[4];
+        sd_bus_slot *slots[3];
 } Manager;
 
 /* error 0 or -errno; j is NULL after a failed Submit */
@@ -65,8 +66,13 @@ unsigned manager_n_unfinished_of(Manager *m, uid_t owner);
 /* the user name for uid, or the uid as text; cached */
 const char *manager_user_name(Manager *m, uid_t uid);
 
+/* Whether changes are accepted now: not while the store is failed and rewriting its state. */
+bool manager_accepts_changes(Manager *m);
+
 /* Takes j (without id). Assigns the id, persists the job, and only then makes it visible,
- * announces JobNew and calls done. On failure the job is dropped and done gets NULL. */
+ * announces JobNew and calls done. On failure the job is dropped and done gets NULL; an id is
+ * only consumed once the record was queued. The job counts against its owner's quota from this
+ * call on, so Submits waiting for their fsync cannot overrun MaxPendingPerUser. */
 void manager_submit(Manager *m, Job *j, ManagerDoneFn done, void *userdata);
 /* The fields in mask were changed on j already: persists them, then announces them
  * (PropertiesChanged; JobChanged when Status is in mask) and calls done (may be NULL). */

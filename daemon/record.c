@@ -30,30 +30,33 @@ static uint32_t load_le32(const uint8_t *p) {
         return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
 }
 
-void record_header_write(uint8_t ret[RECORD_HEADER_SIZE]) {
+void record_header_write(uint8_t ret[RECORD_HEADER_SIZE], uint32_t salt) {
         memcpy(ret, RECORD_FILE_MAGIC, 8);
         store_le32(ret + 8, RECORD_FILE_VERSION);
-        store_le32(ret + 12, 0);
+        store_le32(ret + 12, salt);
 }
 
-int record_header_check(const void *buf, size_t size) {
+int record_header_check(const void *buf, size_t size, uint32_t *ret_salt) {
         const uint8_t *p = buf;
 
         if (size < RECORD_HEADER_SIZE || memcmp(p, RECORD_FILE_MAGIC, 8) != 0)
                 return -EBADMSG;
-
-        /* A writer that set reserved bits speaks a format we do not know, same as a new version. */
-        if (load_le32(p + 8) != RECORD_FILE_VERSION || load_le32(p + 12) != 0)
+        if (load_le32(p + 8) != RECORD_FILE_VERSION)
                 return -EPROTONOSUPPORT;
 
+        if (ret_salt)
+                *ret_salt = load_le32(p + 12);
         return 0;
 }
 
-static uint32_t frame_crc(const uint8_t size_field[4], const void *payload, size_t size) {
-        return crc32c(crc32c(0, size_field, 4), payload, size);
+static uint32_t frame_crc(uint32_t salt, const uint8_t size_field[4], const void *payload, size_t size) {
+        uint8_t s[4];
+
+        store_le32(s, salt);
+        return crc32c(crc32c(crc32c(0, s, 4), size_field, 4), payload, size);
 }
 
-void record_frame_append(GByteArray *out, const void *payload, size_t size) {
+void record_frame_append(GByteArray *out, uint32_t salt, const void *payload, size_t size) {
         uint8_t head[RECORD_FRAME_OVERHEAD];
 
         assert(out);
@@ -61,13 +64,13 @@ void record_frame_append(GByteArray *out, const void *payload, size_t size) {
         assert(size <= RECORD_PAYLOAD_MAX);
 
         store_le32(head, (uint32_t) size);
-        store_le32(head + 4, frame_crc(head, payload, size));
+        store_le32(head + 4, frame_crc(salt, head, payload, size));
         g_byte_array_append(out, head, sizeof(head));
         if (size > 0)
                 g_byte_array_append(out, payload, (guint) size);
 }
 
-int record_frame_parse(const void *buf, size_t size,
+int record_frame_parse(const void *buf, size_t size, uint32_t salt,
                        const void **ret_payload, size_t *ret_size, size_t *ret_frame_size) {
         const uint8_t *p = buf;
         uint32_t n;
@@ -86,7 +89,7 @@ int record_frame_parse(const void *buf, size_t size,
         if (n > size - RECORD_FRAME_OVERHEAD)
                 return -EAGAIN;
 
-        if (frame_crc(p, p + RECORD_FRAME_OVERHEAD, n) != load_le32(p + 4))
+        if (frame_crc(salt, p, p + RECORD_FRAME_OVERHEAD, n) != load_le32(p + 4))
                 return -EBADMSG;
 
         *ret_payload = p + RECORD_FRAME_OVERHEAD;

@@ -4,8 +4,11 @@
 /*
  * The journal's on-disk format, as pure functions over bytes: no I/O, no sd-event.
  *
- * File:    header (16 bytes: magic "JOBDJNL\n", u32le version, u32le reserved = 0), then frames.
- * Frame:   u32le payload size, u32le crc32c over (size field || payload), payload.
+ * File:    header (16 bytes: magic "JOBDJNL\n", u32le version, u32le salt), then frames.
+ * Frame:   u32le payload size, u32le crc32c seeded with the file's salt over (size field ||
+ *          payload), payload. The salt is random per file: payloads carry bytes that clients
+ *          chose, and without the secret salt no client can lay out a frame that replay would
+ *          accept when it resynchronises after damage.
  * Payload: u8 kind, varint job id, then fields until the end.
  * Field:   varint key = (tag << 3) | wire type, then the value:
  *            RECORD_WIRE_VARINT   varint (signed values zigzag-encoded by the writer)
@@ -45,17 +48,18 @@ typedef enum RecordWire {
 } RecordWire;
 
 /* Header */
-void record_header_write(uint8_t ret[RECORD_HEADER_SIZE]);
-/* 0; -EBADMSG: not a journal (bad magic, short); -EPROTONOSUPPORT: another version */
-int record_header_check(const void *buf, size_t size);
+void record_header_write(uint8_t ret[RECORD_HEADER_SIZE], uint32_t salt);
+/* 0 and the file's salt; -EBADMSG: not a journal (bad magic, short); -EPROTONOSUPPORT: another
+ * version */
+int record_header_check(const void *buf, size_t size, uint32_t *ret_salt);
 
 /* Framing. Appends size + crc + payload to out. */
-void record_frame_append(GByteArray *out, const void *payload, size_t size);
+void record_frame_append(GByteArray *out, uint32_t salt, const void *payload, size_t size);
 /* Parses the frame at the start of buf.
  * 0: ok, *ret_payload and *ret_size set, *ret_frame_size = bytes the frame takes;
  * -EAGAIN: buf ends before the frame does (a torn tail when buf is the rest of the file);
  * -EBADMSG: checksum mismatch or size over RECORD_PAYLOAD_MAX. */
-int record_frame_parse(const void *buf, size_t size,
+int record_frame_parse(const void *buf, size_t size, uint32_t salt,
                        const void **ret_payload, size_t *ret_size, size_t *ret_frame_size);
 
 /* Payload writer */

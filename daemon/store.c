@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,6 +39,7 @@
 #define JOURNAL_NAME         "journal"
 #define JOURNAL_NEW_NAME     "journal.new"
 #define JOURNAL_CORRUPT_NAME "journal.corrupt"
+#define JOURNAL_TORN_NAME    "journal.torn"
 
 #define STORE_BATCH_MAX_DEFAULT   1024u
 #define STORE_COMPACT_MIN_DEFAULT (UINT64_C(4) * 1024 * 1024)
@@ -87,6 +89,8 @@ struct Store {
 
         int dir_fd;
         int fd;
+        uint32_t salt;                  /* of the journal's lineage: compactions keep it, so frames
+                                         * queued before a compaction stay valid after it */
         bool opened;
         bool failed;
         StoreIO io;
@@ -214,7 +218,7 @@ static uint32_t load_le32(const uint8_t *p) {
         return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
 }
 
-static bool frame_valid_at(const uint8_t *buf, size_t size, size_t off, uint64_t *budget) {
+static bool frame_valid_at(const uint8_t *buf, size_t size, uint32_t salt, size_t off, uint64_t *budget) {
         const void *payload;
         size_t n, frame;
         uint32_t len;
@@ -230,39 +234,24 @@ static bool frame_valid_at(const uint8_t *buf, size_t size, size_t off, uint64_t
                 return false;
         *budget -= len + UINT64_C(4);
 
-        return record_frame_parse(buf + off, size - off, &payload, &n, &frame) == 0;
+        return record_frame_parse(buf + off, size - off, salt, &payload, &n, &frame) == 0;
 }
 
 /* Where replay may continue after the bad frame at off: the next offset holding a frame with a
- * valid checksum, or size if there is none (then the bad frame starts a torn tail). */
-static size_t journal_resync(const uint8_t *buf, size_t size, size_t off, uint64_t *budget) {
-        size_t from = off + 1;
-
-        /* Payloads carry bytes chosen by clients (parameters), and those may be laid out as frames.
-         * So while the bad frame's size field is plausible, nothing inside the extent it claims
-         * is believed: the scan starts at its declared end. That skips exactly one frame when only
-         * its contents were damaged, and makes a frame cut short by a crash (it claims to run past
-         * EOF) a torn tail however frame-like its remains. The price: a size field damaged into
-         * another plausible value loses what lies inside the bogus extent. */
-        if (size - off >= 4) {
-                uint32_t len = load_le32(buf + off);
-
-                if (len <= RECORD_PAYLOAD_MAX) {
-                        if (size - off < RECORD_FRAME_OVERHEAD || len > size - off - RECORD_FRAME_OVERHEAD)
-                                return size;
-                        from = off + RECORD_FRAME_OVERHEAD + len;
-                }
-        }
-
-        for (size_t o = from; o < size; o++)
-                if (frame_valid_at(buf, size, o, budget))
+ * valid checksum, or size if there is none (then the bad frame starts a torn tail). Every offset
+ * after the bad one is tried, also inside the extent its size field claims: that field may be
+ * the damaged part. Client bytes inside payloads cannot pass for frames, the checksum is seeded
+ * with the file's secret salt. */
+static size_t journal_resync(const uint8_t *buf, size_t size, uint32_t salt, size_t off, uint64_t *budget) {
+        for (size_t o = off + 1; o < size; o++)
+                if (frame_valid_at(buf, size, salt, o, budget))
                         return o;
 
         return size;
 }
 
 /* Hands every valid frame to fn; *ret_end is where the valid part ends (the torn tail begins). */
-static int journal_replay(const uint8_t *buf, size_t size, StoreReplayFn fn, void *userdata,
+static int journal_replay(const uint8_t *buf, size_t size, uint32_t salt, StoreReplayFn fn, void *userdata,
                           StoreReplayStats *stats, size_t *ret_end) {
         uint64_t budget = STORE_RESYNC_BUDGET;
         size_t off = RECORD_HEADER_SIZE;
@@ -272,7 +261,7 @@ static int journal_replay(const uint8_t *buf, size_t size, StoreReplayFn fn, voi
                 const void *payload;
                 size_t n, frame, next;
 
-                r = record_frame_parse(buf + off, size - off, &payload, &n, &frame);
+                r = record_frame_parse(buf + off, size - off, salt, &payload, &n, &frame);
                 if (r >= 0) {
                         if (fn) {
                                 r = fn(payload, n, userdata);
@@ -284,7 +273,7 @@ static int journal_replay(const uint8_t *buf, size_t size, StoreReplayFn fn, voi
                         continue;
                 }
 
-                next = journal_resync(buf, size, off, &budget);
+                next = journal_resync(buf, size, salt, off, &budget);
                 if (next >= size)
                         break;
 
@@ -327,7 +316,7 @@ int store_writer_add(StoreWriter *w, const void *payload, size_t size) {
         if (size > RECORD_PAYLOAD_MAX)
                 return (w->error = -E2BIG);
 
-        record_frame_append(w->buf, payload, size);
+        record_frame_append(w->buf, w->store->salt, payload, size);
         w->size += RECORD_FRAME_OVERHEAD + size;
         w->n_records++;
 
@@ -338,7 +327,7 @@ int store_writer_add(StoreWriter *w, const void *payload, size_t size) {
 
 /* Reads the file back and checks that it holds exactly what we wrote. This sees the page cache,
  * not the disk; it catches short or lost writes that reported success and our own bugs. */
-static int journal_verify(int fd, uint64_t size, uint64_t n_records) {
+static int journal_verify(int fd, uint32_t salt, uint64_t size, uint64_t n_records) {
         g_autofree uint8_t *buf = NULL;
         size_t got, off = RECORD_HEADER_SIZE;
         uint64_t n = 0;
@@ -347,14 +336,14 @@ static int journal_verify(int fd, uint64_t size, uint64_t n_records) {
         r = read_all(fd, &buf, &got);
         if (r < 0)
                 return r;
-        if (got != size || record_header_check(buf, got) < 0)
+        if (got != size || record_header_check(buf, got, NULL) < 0)
                 return -EIO;
 
         while (off < got) {
                 const void *payload;
                 size_t psize, frame;
 
-                if (record_frame_parse(buf + off, got - off, &payload, &psize, &frame) < 0)
+                if (record_frame_parse(buf + off, got - off, salt, &payload, &psize, &frame) < 0)
                         return -EIO;
                 off += frame;
                 n++;
@@ -380,7 +369,7 @@ static int journal_write_new(Store *s, StoreSnapshotFn fn, void *userdata, int *
                 return -errno;
 
         w.buf = g_byte_array_sized_new(STORE_WRITER_CHUNK + 64 * 1024);
-        record_header_write(header);
+        record_header_write(header, s->salt);
         g_byte_array_append(w.buf, header, sizeof(header));
         w.size = sizeof(header);
 
@@ -398,7 +387,7 @@ static int journal_write_new(Store *s, StoreSnapshotFn fn, void *userdata, int *
         r = store_sync(s, w.fd);
         if (r < 0)
                 return r;
-        r = journal_verify(w.fd, w.size, w.n_records);
+        r = journal_verify(w.fd, s->salt, w.size, w.n_records);
         if (r < 0)
                 return r;
 
@@ -414,6 +403,8 @@ static int journal_create(Store *s) {
         uint64_t size;
         int r;
 
+        if (getrandom(&s->salt, sizeof(s->salt), 0) != sizeof(s->salt))
+                return -errno;
         r = journal_write_new(s, NULL, NULL, &fd, &size);
         if (r >= 0 && renameat(s->dir_fd, JOURNAL_NEW_NAME, s->dir_fd, JOURNAL_NAME) < 0)
                 r = -errno;
@@ -757,6 +748,16 @@ static void journal_rewrite_corrupt(Store *s) {
                    JOURNAL_CORRUPT_NAME ".");
 }
 
+/* What a cut removes is kept, best effort, for whoever wants to look at it: a write cut short by
+ * a crash was never acknowledged, but damage that looks like one would otherwise vanish. */
+static void journal_keep_torn(Store *s, const uint8_t *tail, size_t size) {
+        _cleanup_(closep) int fd = -1;
+
+        fd = openat(s->dir_fd, JOURNAL_TORN_NAME, O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC|O_NOCTTY|O_NOFOLLOW, 0600);
+        if (fd < 0 || write(fd, tail, size) != (ssize_t) size)
+                log_warning_errno(errno, "Failed to keep the torn tail in " JOURNAL_TORN_NAME ", ignoring: %m");
+}
+
 int store_open(Store *s, StoreReplayFn fn, void *userdata, StoreReplayStats *ret_stats) {
         StoreReplayStats stats = {
                 .torn_offset = UINT64_MAX,
@@ -783,7 +784,7 @@ int store_open(Store *s, StoreReplayFn fn, void *userdata, StoreReplayStats *ret
         r = read_all(fd, &buf, &size);
         if (r < 0)
                 return r;
-        r = record_header_check(buf, size);
+        r = record_header_check(buf, size, &s->salt);
         if (r < 0)
                 return r;       /* not ours, or too new: touch nothing */
 
@@ -794,14 +795,15 @@ int store_open(Store *s, StoreReplayFn fn, void *userdata, StoreReplayStats *ret
         if (r > 0)
                 log_info("Removed " JOURNAL_NEW_NAME " left over from an interrupted compaction.");
 
-        r = journal_replay(buf, size, fn, userdata, &stats, &end);
+        r = journal_replay(buf, size, s->salt, fn, userdata, &stats, &end);
         if (r < 0)
                 return r;
         stats.file_size = size;
 
         if (end < size) {
-                log_warning("Journal has a torn tail at offset %zu (file size %zu), cutting it off.",
-                            end, size);
+                log_warning("Journal has a torn tail at offset %zu (file size %zu), cutting it off; "
+                            "the cut bytes are kept in " JOURNAL_TORN_NAME ".", end, size);
+                journal_keep_torn(s, buf + end, size - end);
                 if (ftruncate(fd, (off_t) end) < 0)
                         return -errno;
                 r = store_sync(s, fd);
@@ -813,6 +815,8 @@ int store_open(Store *s, StoreReplayFn fn, void *userdata, StoreReplayStats *ret
         s->fd = take_fd(&fd);
         s->size = end;
         s->opened = true;
+        /* what we found is the baseline: rewriting it at once would gain nothing */
+        s->snapshot_size = end;
 
         if (stats.n_corrupt > 0)
                 journal_rewrite_corrupt(s);
@@ -842,7 +846,7 @@ int store_append(Store *s, const void *payload, size_t size, StoreDoneFn done, v
         if (s->queue->len - s->queue_head + p.frame_size > STORE_QUEUE_MAX)
                 return -ENOBUFS;
 
-        record_frame_append(s->queue, payload, size);
+        record_frame_append(s->queue, s->salt, payload, size);
         g_array_append_val(s->pending, p);
 
         if (s->commit_source) {

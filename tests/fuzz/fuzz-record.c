@@ -175,15 +175,16 @@ static void fuzz_store(const uint8_t *data, size_t size) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         size_t off = 0;
+        uint32_t salt = 0;
 
         /* The framing on its own, from after the header if there is one, to the first bad frame. */
-        if (record_header_check(data, size) >= 0)
+        if (record_header_check(data, size, &salt) >= 0)
                 off = RECORD_HEADER_SIZE;
         while (off < size) {
                 const void *payload;
                 size_t n, frame;
 
-                if (record_frame_parse(data + off, size - off, &payload, &n, &frame) < 0)
+                if (record_frame_parse(data + off, size - off, salt, &payload, &n, &frame) < 0)
                         break;
                 assert(frame == RECORD_FRAME_OVERHEAD + n && frame <= size - off);
                 read_payload(payload, n);

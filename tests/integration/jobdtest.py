@@ -84,10 +84,12 @@ def expect_error(name, want, fn, *args, **kwargs):
     return msg
 
 
-def run(*argv, input=None, check=False, user=None):
-    """Runs a command, optionally as another user (setpriv), returns CompletedProcess."""
+def run(*argv, input=None, check=False, user=None, init_groups=False):
+    """Runs a command, optionally as another user (setpriv: with the user's groups when
+    init_groups, else none), returns CompletedProcess."""
     if user is not None:
-        argv = ("setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *argv)
+        groups = "--init-groups" if init_groups else "--clear-groups"
+        argv = ("setpriv", f"--reuid={user}", f"--regid={user}", groups, *argv)
     return subprocess.run(argv, input=input, capture_output=True, text=True, check=check)
 
 

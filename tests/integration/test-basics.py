@@ -100,6 +100,22 @@ expect_error("a job that does not exist", ERR + "NoSuchJob", job("/org/jobd/Jobd
 expect_error("a method not implemented yet", "org.freedesktop.DBus.Error.NotSupported",
              manager().Claim, ["echo"], dbus.UInt64(0), dbus.Dictionary({}, signature="sv"))
 
+# SubmitUsers= and SubmitGroups= restrict who submits (jobdtest1 is in group jobdadm)
+write_type("restricted", "[Type]\nDescription=Restricted\nSubmitUsers=jobdtest2\n")
+write_type("groupwise", "[Type]\nDescription=Group only\nSubmitGroups=jobdadm\n")
+manager().Reload()
+submit_as = lambda t, u, **kw: run("gdbus", "call", "--system", "--dest", "org.jobd.Jobd1", "--object-path",
+                                   "/org/jobd/Jobd1", "--method", "org.jobd.Jobd1.Manager.Submit", t, "{}", "{}",
+                                   user=u, **kw)
+r = submit_as("restricted", 2001, init_groups=True)
+ok(r.returncode != 0 and "AccessDenied" in r.stderr and "SubmitUsers=" in r.stderr,
+   "a user not in SubmitUsers= is refused with AccessDenied", r.stderr)
+ok(submit_as("restricted", 2002).returncode == 0, "a user in SubmitUsers= submits")
+r = submit_as("groupwise", 2001, init_groups=True)
+ok(r.returncode == 0, "a member of a group in SubmitGroups= submits (groups come from the bus)", r.stderr)
+r = submit_as("groupwise", 2001)
+ok(r.returncode != 0 and "AccessDenied" in r.stderr, "the same user without that group is refused", r.stderr)
+
 # Reload picks up a new type; root only
 write_type("later", "[Type]\nDescription=Added later\n")
 r = run("gdbus", "call", "--system", "--dest", "org.jobd.Jobd1", "--object-path", "/org/jobd/Jobd1",

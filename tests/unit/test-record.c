@@ -48,22 +48,34 @@ static void test_crc32c(void) {
 static void test_header(void) {
         uint8_t h[RECORD_HEADER_SIZE];
 
-        record_header_write(h);
+        record_header_write(h, 0x5a17u);
         g_assert_cmpmem(h, 8, RECORD_FILE_MAGIC, 8);
-        g_assert_cmpint(record_header_check(h, sizeof(h)), ==, 0);
-        g_assert_cmpint(record_header_check(h, sizeof(h) - 1), ==, -EBADMSG);
-        g_assert_cmpint(record_header_check(NULL, 0), ==, -EBADMSG);
+        g_assert_cmpint(record_header_check(h, sizeof(h), NULL), ==, 0);
+        g_assert_cmpint(record_header_check(h, sizeof(h) - 1, NULL), ==, -EBADMSG);
+        g_assert_cmpint(record_header_check(NULL, 0, NULL), ==, -EBADMSG);
 
         h[0] = 'X';
-        g_assert_cmpint(record_header_check(h, sizeof(h)), ==, -EBADMSG);
+        g_assert_cmpint(record_header_check(h, sizeof(h), NULL), ==, -EBADMSG);
 
-        record_header_write(h);
+        record_header_write(h, 0x5a17u);
         h[8] = 2;       /* version 2 */
-        g_assert_cmpint(record_header_check(h, sizeof(h)), ==, -EPROTONOSUPPORT);
+        g_assert_cmpint(record_header_check(h, sizeof(h), NULL), ==, -EPROTONOSUPPORT);
 
-        record_header_write(h);
-        h[12] = 1;      /* reserved */
-        g_assert_cmpint(record_header_check(h, sizeof(h)), ==, -EPROTONOSUPPORT);
+        uint32_t salt = 0;
+        record_header_write(h, 0xdeadbeefu);
+        g_assert_cmpint(record_header_check(h, sizeof(h), &salt), ==, 0);
+        g_assert_cmphex(salt, ==, 0xdeadbeefu);
+}
+
+/* A frame written with one file's salt is damage in another file: the checksum is seeded. */
+static void test_frame_salt(void) {
+        g_autoptr(GByteArray) b = g_byte_array_new();
+        const void *payload;
+        size_t size, frame;
+
+        record_frame_append(b, 1, "forged", 6);
+        g_assert_cmpint(record_frame_parse(b->data, b->len, 1, &payload, &size, &frame), ==, 0);
+        g_assert_cmpint(record_frame_parse(b->data, b->len, 2, &payload, &size, &frame), ==, -EBADMSG);
 }
 
 static void test_frame(void) {
@@ -71,19 +83,19 @@ static void test_frame(void) {
         const void *payload;
         size_t size, frame;
 
-        record_frame_append(b, "hello", 5);
-        record_frame_append(b, NULL, 0);
+        record_frame_append(b, 0x5a17u, "hello", 5);
+        record_frame_append(b, 0x5a17u, NULL, 0);
         g_assert_cmpuint(b->len, ==, 2 * RECORD_FRAME_OVERHEAD + 5);
 
-        g_assert_cmpint(record_frame_parse(b->data, b->len, &payload, &size, &frame), ==, 0);
+        g_assert_cmpint(record_frame_parse(b->data, b->len, 0x5a17u, &payload, &size, &frame), ==, 0);
         g_assert_cmpmem(payload, size, "hello", 5);
         g_assert_cmpuint(frame, ==, RECORD_FRAME_OVERHEAD + 5);
-        g_assert_cmpint(record_frame_parse(b->data + frame, b->len - frame, &payload, &size, &frame), ==, 0);
+        g_assert_cmpint(record_frame_parse(b->data + frame, b->len - frame, 0x5a17u, &payload, &size, &frame), ==, 0);
         g_assert_cmpuint(size, ==, 0);
 
         /* every cut of the first frame is "not all here yet" */
         for (size_t n = 0; n < RECORD_FRAME_OVERHEAD + 5; n++)
-                g_assert_cmpint(record_frame_parse(b->data, n, &payload, &size, &frame), ==, -EAGAIN);
+                g_assert_cmpint(record_frame_parse(b->data, n, 0x5a17u, &payload, &size, &frame), ==, -EAGAIN);
 
         /* any flipped bit in size, crc or payload is caught */
         for (size_t i = 0; i < RECORD_FRAME_OVERHEAD + 5; i++)
@@ -91,7 +103,7 @@ static void test_frame(void) {
                         int r;
 
                         b->data[i] ^= 1u << bit;
-                        r = record_frame_parse(b->data, RECORD_FRAME_OVERHEAD + 5, &payload, &size, &frame);
+                        r = record_frame_parse(b->data, RECORD_FRAME_OVERHEAD + 5, 0x5a17u, &payload, &size, &frame);
                         /* a bigger size runs past the end: a torn frame, as far as framing can tell */
                         g_assert_true(r == -EBADMSG || (i < 4 && r == -EAGAIN));
                         b->data[i] ^= 1u << bit;
@@ -99,7 +111,7 @@ static void test_frame(void) {
 
         /* sizes beyond the limit are damage, even when the buffer ends first */
         b->data[3] = 0x10;
-        g_assert_cmpint(record_frame_parse(b->data, b->len, &payload, &size, &frame), ==, -EBADMSG);
+        g_assert_cmpint(record_frame_parse(b->data, b->len, 0x5a17u, &payload, &size, &frame), ==, -EBADMSG);
 }
 
 static void test_varint_boundaries(void) {
@@ -512,6 +524,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/record/crc32c", test_crc32c);
         g_test_add_func("/record/header", test_header);
         g_test_add_func("/record/frame", test_frame);
+        g_test_add_func("/record/frame-salt", test_frame_salt);
         g_test_add_func("/record/varint-boundaries", test_varint_boundaries);
         g_test_add_func("/record/varint-malformed", test_varint_malformed);
         g_test_add_func("/record/zigzag", test_zigzag);

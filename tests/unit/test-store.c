@@ -36,7 +36,7 @@ static void fixture_setup(Fixture *f, gconstpointer data) {
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
-        static const char *const names[] = { "journal", "journal.new", "journal.corrupt" };
+        static const char *const names[] = { "journal", "journal.new", "journal.corrupt", "journal.torn" };
 
         for (size_t i = 0; i < G_N_ELEMENTS(names); i++)
                 (void) unlinkat(f->dir_fd, names[i], 0);
@@ -376,6 +376,12 @@ static void test_corrupt_middle_size(Fixture *f, gconstpointer data) {
         check_corrupt_middle(f, 3, true);
 }
 
+/* A size field damaged into a plausible size that runs past EOF: not a torn tail, the frames
+ * after it are still there and are found. */
+static void test_corrupt_middle_size_past_eof(Fixture *f, gconstpointer data) {
+        check_corrupt_middle(f, 2, true);
+}
+
 static void test_corrupt_middle_no_snapshot(Fixture *f, gconstpointer data) {
         check_corrupt_middle(f, RECORD_FRAME_OVERHEAD + 3, false);
 }
@@ -399,9 +405,9 @@ static void test_bad_header(Fixture *f, gconstpointer data) {
         g_autoptr(GByteArray) b = g_byte_array_new();
         uint8_t h[RECORD_HEADER_SIZE];
 
-        record_header_write(h);
+        record_header_write(h, 0x5a17u);
         g_byte_array_append(b, h, sizeof(h));
-        record_frame_append(b, "payload", 7);
+        record_frame_append(b, 0x5a17u, "payload", 7);
 
         b->data[0] = 'X';
         check_bad_header(f, b->data, b->len, -EBADMSG);
@@ -858,7 +864,7 @@ static void test_perf_replay(Fixture *f, gconstpointer data) {
         gint64 start;
         double ms;
 
-        record_header_write(h);
+        record_header_write(h, 0x5a17u);
         g_byte_array_append(file, h, sizeof(h));
         for (unsigned i = 0; i < 1000000; i++) {
                 g_byte_array_set_size(payload, 0);
@@ -868,7 +874,7 @@ static void test_perf_replay(Fixture *f, gconstpointer data) {
                 record_put_i64(payload, 3, -(int64_t) i);
                 record_put_u64(payload, 4, UINT64_C(1700000000000000) + i);
                 record_put_str(payload, 5, "ok");
-                record_frame_append(file, payload->data, payload->len);
+                record_frame_append(file, 0x5a17u, payload->data, payload->len);
         }
         fixture_write(f, "journal", file->data, file->len);
 
@@ -897,6 +903,7 @@ int main(int argc, char *argv[]) {
         ADD("/store/replay-abort", test_replay_abort);
         ADD("/store/torn-tail", test_torn_tail);
         ADD("/store/corrupt-middle/payload", test_corrupt_middle_payload);
+        ADD("/store/corrupt-middle/size-past-eof", test_corrupt_middle_size_past_eof);
         ADD("/store/corrupt-middle/crc", test_corrupt_middle_crc);
         ADD("/store/corrupt-middle/size", test_corrupt_middle_size);
         ADD("/store/corrupt-middle/no-snapshot", test_corrupt_middle_no_snapshot);
