@@ -184,13 +184,13 @@ int bus_message_read_body(sd_bus_message *m, const char *type, GVariant **ret) {
         return 0;
 }
 
-int bus_get_all_properties(sd_bus *bus, const char *path, const char *interface,
-                           sd_bus_error *error, GVariant **ret) {
+int bus_get_all_properties_of(sd_bus *bus, const char *destination, const char *path,
+                              const char *interface, sd_bus_error *error, GVariant **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         g_autoptr(GVariant) body = NULL;
         int r;
 
-        r = sd_bus_call_method(bus, JOBD_BUS_NAME, path, "org.freedesktop.DBus.Properties", "GetAll",
+        r = sd_bus_call_method(bus, destination, path, "org.freedesktop.DBus.Properties", "GetAll",
                                error, &reply, "s", interface);
         if (r < 0)
                 return r;
@@ -201,6 +201,11 @@ int bus_get_all_properties(sd_bus *bus, const char *path, const char *interface,
 
         *ret = g_variant_get_child_value(body, 0);
         return 0;
+}
+
+int bus_get_all_properties(sd_bus *bus, const char *path, const char *interface,
+                           sd_bus_error *error, GVariant **ret) {
+        return bus_get_all_properties_of(bus, JOBD_BUS_NAME, path, interface, error, ret);
 }
 
 static GVariant *vardict_lookup(GVariant *dict, const char *key, const GVariantType *type) {

@@ -27,9 +27,11 @@ int bus_message_read_gvariant(sd_bus_message *m, GVariant **ret);
  * -EBADMSG when the daemon answered something else. */
 int bus_message_read_body(sd_bus_message *m, const char *type, GVariant **ret);
 
-/* Properties.GetAll as an a{sv} GVariant. */
+/* Properties.GetAll as an a{sv} GVariant: of jobd, or of another service (systemd). */
 int bus_get_all_properties(sd_bus *bus, const char *path, const char *interface,
                            sd_bus_error *error, GVariant **ret);
+int bus_get_all_properties_of(sd_bus *bus, const char *destination, const char *path,
+                              const char *interface, sd_bus_error *error, GVariant **ret);
 
 /* Typed a{sv} lookups: false (and *ret untouched) when the key is absent or of another type. */
 bool vardict_get_str(GVariant *dict, const char *key, const char **ret);

@@ -17,6 +17,7 @@
 #include "jobctl-jobs.h"
 #include "jobctl-time.h"
 #include "jobd-names.h"
+#include "parse-util.h"
 
 /* Far above any sane MaxParameterBytes=; only keeps a runaway pipe from eating memory. */
 #define PARAMETERS_STDIN_MAX (64u * 1024u * 1024u)
@@ -27,11 +28,19 @@
 /* Width of the labels in `jobctl status`, right-aligned as in systemctl status. */
 #define STATUS_LABEL_WIDTH 11
 
+/* Processes listed under a running job's CGroup: before the rest is summed up. */
+#define SCOPE_PROCESSES_MAX 20
+
+#define SYSTEMD_BUS_NAME          "org.freedesktop.systemd1"
+#define SYSTEMD_PATH              "/org/freedesktop/systemd1"
+#define SYSTEMD_MANAGER_INTERFACE "org.freedesktop.systemd1.Manager"
+#define SYSTEMD_SCOPE_INTERFACE   "org.freedesktop.systemd1.Scope"
+
 static bool streq_ptr(const char *a, const char *b) {
         return a && b && strcmp(a, b) == 0;
 }
 
-static const char *status_color(const char *status) {
+const char *job_status_color(const char *status) {
         if (streq_ptr(status, JOBD_STATUS_RUNNING))
                 return ANSI_GREEN;
         if (streq_ptr(status, JOBD_STATUS_FAILED))
@@ -41,7 +50,7 @@ static const char *status_color(const char *status) {
         return NULL;
 }
 
-static Glyph status_glyph(const char *status) {
+Glyph job_status_glyph(const char *status) {
         if (streq_ptr(status, JOBD_STATUS_RUNNING) || streq_ptr(status, JOBD_STATUS_SUCCEEDED))
                 return GLYPH_BLACK_CIRCLE;
         if (streq_ptr(status, JOBD_STATUS_FAILED) || streq_ptr(status, JOBD_STATUS_CANCELLED))
@@ -107,12 +116,17 @@ static int check_parameters(const char *text) {
         return 0;
 }
 
-static int append_submit_options(sd_bus_message *m, const Args *a) {
-        int r;
+int submit_check_options(const Args *a) {
+        if ((a->set & OPTION(DELAY)) && (a->set & OPTION(NOT_BEFORE)))
+                return log_usage("--delay= and --not-before= both say when to start; give one.");
+        for (unsigned i = 0; a->after && i < a->after->len; i++)
+                if (g_array_index(a->after, uint64_t, i) == 0)
+                        return log_usage("Invalid --after=0: job ids start at 1.");
+        return 0;
+}
 
-        r = sd_bus_message_open_container(m, 'a', "{sv}");
-        if (r < 0)
-                return r;
+int submit_append_options(sd_bus_message *m, const Args *a) {
+        int r;
 
         if (a->set & OPTION(PRIORITY)) {
                 r = sd_bus_message_append(m, "{sv}", "priority", "i", (int32_t) a->priority);
@@ -170,10 +184,22 @@ static int append_submit_options(sd_bus_message *m, const Args *a) {
                         return r;
         }
 
+        return 0;
+}
+
+static int append_submit_options(sd_bus_message *m, const Args *a) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        r = submit_append_options(m, a);
+        if (r < 0)
+                return r;
         return sd_bus_message_close_container(m);
 }
 
-static int print_submitted(const Context *c, uint64_t id, const char *path) {
+int submit_print(const Context *c, uint64_t id, const char *path) {
         g_autoptr(JsonBuilder) b = NULL;
         g_autoptr(JsonNode) root = NULL;
 
@@ -206,8 +232,9 @@ static int verb_submit(Context *c, int argc, char *argv[]) {
         if (!type[0])
                 return log_usage("The job type must not be empty. See '%s types'.",
                                  program_invocation_short_name);
-        if ((c->args.set & OPTION(DELAY)) && (c->args.set & OPTION(NOT_BEFORE)))
-                return log_usage("--delay= and --not-before= both say when to start; give one.");
+        r = submit_check_options(&c->args);
+        if (r != 0)
+                return r;
 
         if (argc < 3)
                 parameters = g_strdup("{}");
@@ -247,7 +274,7 @@ static int verb_submit(Context *c, int argc, char *argv[]) {
         if (r < 0)
                 return log_error_errno(r, "Failed to parse Submit reply: %m");
 
-        return print_submitted(c, id, path);
+        return submit_print(c, id, path);
 }
 
 /* status */
@@ -301,6 +328,166 @@ static void print_field_time(GVariant *props, const char *label, const char *key
         print_field(label, NULL, text);
 }
 
+/* The scope of a running local job, as its systemd manager sees it now: the same bus carries
+ * org.freedesktop.systemd1 (system bus; the user's bus in user mode; the remote system bus
+ * with -H). Best effort: without it, status shows what jobd recorded. */
+static int scope_get_properties(sd_bus *bus, const char *unit, GVariant **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        const char *path;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, SYSTEMD_BUS_NAME, SYSTEMD_PATH, SYSTEMD_MANAGER_INTERFACE,
+                                           "GetUnit");
+        if (r < 0)
+                return r;
+        /* a bus without a systemd (a bare session bus) is not worth starting one for */
+        r = sd_bus_message_set_auto_start(m, false);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "s", unit);
+        if (r < 0)
+                return r;
+        r = sd_bus_call(bus, m, 0, NULL, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "o", &path);
+        if (r < 0)
+                return r;
+        return bus_get_all_properties_of(bus, SYSTEMD_BUS_NAME, path, SYSTEMD_SCOPE_INTERFACE, NULL, ret);
+}
+
+static bool u64_is_set(GVariant *props, const char *key, uint64_t *ret) {
+        return vardict_get_u64(props, key, ret) && *ret != UINT64_MAX;
+}
+
+/* "ID COMMAND LINE" of a process in the scope, or NULL when it is gone */
+static char *process_describe(pid_t pid) {
+        g_autofree char *path = g_strdup_printf("/proc/%d/cmdline", (int) pid), *data = NULL;
+        gsize size = 0;
+
+        if (!g_file_get_contents(path, &data, &size, NULL))
+                return NULL;
+        while (size > 0 && data[size - 1] == '\0')
+                size--;
+        if (size == 0) {
+                /* a zombie or a kernel thread: its name then */
+                g_free(path);
+                g_free(data);
+                path = g_strdup_printf("/proc/%d/comm", (int) pid);
+                if (!g_file_get_contents(path, &data, &size, NULL))
+                        return NULL;
+                g_strchomp(data);
+                return g_strdup_printf("%d [%s]", (int) pid, data);
+        }
+        for (gsize i = 0; i < size; i++)
+                if (data[i] == '\0')
+                        data[i] = ' ';
+        data[size] = '\0';
+        return g_strdup_printf("%d %s", (int) pid, data);
+}
+
+/* The scope's processes under "CGroup:", as systemctl status lists them; only for this machine,
+ * whose /sys and /proc these are. */
+static void print_scope_processes(const char *cgroup) {
+        /* cgroup v2, then the v2 and name=systemd hierarchies of a hybrid setup */
+        static const char *const roots[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd" };
+        g_autofree char *data = NULL;
+        g_auto(GStrv) pids = NULL;
+        unsigned cols = columns(), n = 0, shown = 0;
+
+        for (size_t i = 0; i < G_N_ELEMENTS(roots) && !data; i++) {
+                g_autofree char *path = g_strconcat(roots[i], cgroup, "/cgroup.procs", NULL);
+
+                (void) g_file_get_contents(path, &data, NULL, NULL);
+        }
+        if (!data)
+                return;
+        pids = g_strsplit(g_strstrip(data), "\n", -1);
+        for (char **p = pids; *p && **p; p++)
+                n++;
+
+        for (unsigned i = 0; i < n && shown < SCOPE_PROCESSES_MAX; i++) {
+                g_autofree char *line = NULL, *text = NULL, *cut = NULL;
+                const char *branch;
+                int pid;
+
+                if (parse_int(pids[i], &pid) < 0 || pid <= 0)
+                        continue;
+                line = process_describe(pid);
+                if (!line)
+                        continue;
+                text = text_escape(line);
+                branch = glyph(i + 1 == n ? GLYPH_TREE_RIGHT : GLYPH_TREE_BRANCH);
+                /* indent, branch and a space before the text */
+                if (cols > STATUS_LABEL_WIDTH + 5)
+                        cut = text_ellipsize(text, cols - STATUS_LABEL_WIDTH - 5);
+                printf("%*s  %s%s\n", STATUS_LABEL_WIDTH, "", branch, cut ?: text);
+                shown++;
+        }
+        if (n > shown && shown == SCOPE_PROCESSES_MAX)
+                printf("%*s  %s (%u more)\n", STATUS_LABEL_WIDTH, "", glyph(GLYPH_ELLIPSIS), n - shown);
+}
+
+/* "5.1M (max: 512.0M, peak: 6.0M)"; with accounting off (cgroup v1) the use is unknown, the
+ * limit still holds */
+static void print_scope_memory(GVariant *scope) {
+        g_autoptr(GString) s = g_string_new(NULL);
+        g_autofree char *cur_text = NULL, *max_text = NULL, *peak_text = NULL;
+        uint64_t cur, max, peak;
+        bool has_cur = u64_is_set(scope, "MemoryCurrent", &cur);
+        bool has_max = u64_is_set(scope, "MemoryMax", &max);
+        bool has_peak = u64_is_set(scope, "MemoryPeak", &peak) && peak > 0;
+
+        if (!has_cur && !has_max)
+                return;
+        cur_text = has_cur ? format_bytes(cur) : g_strdup("unknown");
+        max_text = has_max ? format_bytes(max) : NULL;
+        peak_text = has_peak ? format_bytes(peak) : NULL;
+
+        g_string_append(s, cur_text);
+        if (has_max || has_peak)
+                g_string_append_printf(s, " (%s%s%s%s%s)", has_max ? "max: " : "", max_text ?: "",
+                                       has_max && has_peak ? ", " : "", has_peak ? "peak: " : "",
+                                       peak_text ?: "");
+        print_field("Memory", NULL, s->str);
+}
+
+/* "1.234s (quota: 50%)"; CPUQuotaPerSecUSec is the CPU time allowed per second */
+static void print_scope_cpu(GVariant *scope) {
+        g_autofree char *time = NULL, *text = NULL;
+        uint64_t cur, quota;
+        bool has_cur = u64_is_set(scope, "CPUUsageNSec", &cur);
+        bool has_quota = u64_is_set(scope, "CPUQuotaPerSecUSec", &quota);
+
+        if (!has_cur && !has_quota)
+                return;
+        time = has_cur ? format_timespan(cur / NSEC_PER_USEC, USEC_PER_MSEC) : g_strdup("unknown");
+        text = has_quota ? g_strdup_printf("%s (quota: %" PRIu64 "%%)", time, quota / (USEC_PER_SEC / 100))
+                         : g_strdup(time);
+        print_field("CPU", NULL, text);
+}
+
+/* Tasks, Memory, CPU and CGroup of a running job's scope, now, with its limits */
+static void print_scope(const Context *c, GVariant *scope) {
+        uint64_t cur, max;
+        const char *cgroup;
+
+        if (u64_is_set(scope, "TasksCurrent", &cur)) {
+                g_autofree char *text = u64_is_set(scope, "TasksMax", &max)
+                        ? g_strdup_printf("%" PRIu64 " (limit: %" PRIu64 ")", cur, max)
+                        : g_strdup_printf("%" PRIu64, cur);
+                print_field("Tasks", NULL, text);
+        }
+        print_scope_memory(scope);
+        print_scope_cpu(scope);
+
+        if (vardict_get_str(scope, "ControlGroup", &cgroup) && cgroup[0]) {
+                print_field("CGroup", NULL, cgroup);
+                if (!context_is_remote(c))
+                        print_scope_processes(cgroup);
+        }
+}
+
 static bool status_is_waiting(const char *status) {
         return streq_ptr(status, JOBD_STATUS_PENDING) || streq_ptr(status, JOBD_STATUS_SCHEDULED) ||
                streq_ptr(status, JOBD_STATUS_BLOCKED);
@@ -314,10 +501,10 @@ static void print_job_status(const Context *c, uint64_t id, GVariant *props) {
 
         (void) vardict_get_str(props, "Status", &status);
         (void) vardict_get_str(props, "Type", &type);
-        color = status_color(status);
+        color = job_status_color(status);
 
         g_autofree char *type_text = text_escape(type);
-        printf("%s%s%s Job %" PRIu64 " - %s\n", color ? ansi(color) : "", glyph(status_glyph(status)),
+        printf("%s%s%s Job %" PRIu64 " - %s\n", color ? ansi(color) : "", glyph(job_status_glyph(status)),
                color ? ansi(ANSI_NORMAL) : "", id, type_text);
 
         print_field_str(props, "Type", "Type");
@@ -363,14 +550,23 @@ static void print_job_status(const Context *c, uint64_t id, GVariant *props) {
         if (after)
                 print_field("After", NULL, after);
 
-        print_field_str(props, "Unit", "Unit");
+        g_autoptr(GVariant) scope = NULL;
+        const char *unit;
+
+        if (vardict_get_str(props, "Unit", &unit) && unit[0]) {
+                print_field("Unit", NULL, unit);
+                if (streq_ptr(status, JOBD_STATUS_RUNNING) && c->bus)
+                        (void) scope_get_properties(c->bus, unit, &scope);
+        }
         print_field_str(props, "Worker", "Worker");
 
-        if (vardict_get_u64(props, "CPUUsageNSec", &u64) && u64 > 0 && u64 != UINT64_MAX) {
+        if (scope)
+                print_scope(c, scope);
+        else if (vardict_get_u64(props, "CPUUsageNSec", &u64) && u64 > 0 && u64 != UINT64_MAX) {
                 g_autofree char *text = format_timespan(u64 / NSEC_PER_USEC, USEC_PER_MSEC);
                 print_field("CPU", NULL, text);
         }
-        if (vardict_get_u64(props, "MemoryPeakBytes", &u64) && u64 > 0 && u64 != UINT64_MAX) {
+        if (!scope && vardict_get_u64(props, "MemoryPeakBytes", &u64) && u64 > 0 && u64 != UINT64_MAX) {
                 g_autofree char *size = format_bytes(u64), *text = g_strconcat(size, " (peak)", NULL);
                 print_field("Memory", NULL, text);
         }
@@ -568,7 +764,7 @@ static void print_jobs_table(const Context *c, GVariant *jobs) {
 
                 table_add_cell(t, id_text, NULL);
                 table_add_cell(t, type, NULL);
-                table_add_cell(t, status, status_color(status));
+                table_add_cell(t, status, job_status_color(status));
                 table_add_cell(t, owner, NULL);
                 last_id = id;
         }
@@ -698,6 +894,9 @@ const Verb jobs_verbs[] = {
                 .summary = "Show the state of jobs",
                 .description =
                 "Parameters, Result and Error show only to the job's owner, root and admins.\n"
+                "A running local job shows its scope as systemd sees it now: tasks, memory and\n"
+                "CPU against its limits, and its processes; a finished one what jobd recorded\n"
+                "(CPU time, peak memory, exit status, outputs).\n"
                 "With --json, one object per job with every property of org.jobd.Jobd1.Job.\n",
         },
         {

@@ -72,12 +72,20 @@ const char *glyph(Glyph g) {
                 [GLYPH_WHITE_CIRCLE]        = "\u25CB",
                 [GLYPH_MULTIPLICATION_SIGN] = "\u00D7",
                 [GLYPH_ELLIPSIS]            = "\u2026",
+                [GLYPH_FULL_BLOCK]          = "\u2588",
+                [GLYPH_LIGHT_SHADE]         = "\u2591",
+                [GLYPH_TREE_BRANCH]         = "\u251C\u2500",
+                [GLYPH_TREE_RIGHT]          = "\u2514\u2500",
         };
         static const char *const ascii[_GLYPH_MAX] = {
                 [GLYPH_BLACK_CIRCLE]        = "*",
                 [GLYPH_WHITE_CIRCLE]        = "o",
                 [GLYPH_MULTIPLICATION_SIGN] = "x",
                 [GLYPH_ELLIPSIS]            = "...",
+                [GLYPH_FULL_BLOCK]          = "#",
+                [GLYPH_LIGHT_SHADE]         = "-",
+                [GLYPH_TREE_BRANCH]         = "|-",
+                [GLYPH_TREE_RIGHT]          = "`-",
         };
 
         g_assert(g >= 0 && g < _GLYPH_MAX);
@@ -151,8 +159,7 @@ size_t text_width(const char *s) {
         return w;
 }
 
-/* s cut to at most width columns, the cut marked with an ellipsis */
-static char *text_ellipsize(const char *s, size_t width) {
+char *text_ellipsize(const char *s, size_t width) {
         const char *e = glyph(GLYPH_ELLIPSIS);
         size_t ew = text_width(e), w = 0;
         g_autofree char *head = NULL;

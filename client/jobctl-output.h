@@ -40,6 +40,10 @@ typedef enum Glyph {
         GLYPH_WHITE_CIRCLE,             /* ○ waiting */
         GLYPH_MULTIPLICATION_SIGN,      /* × failed */
         GLYPH_ELLIPSIS,                 /* … */
+        GLYPH_FULL_BLOCK,               /* █ a progress bar's done part */
+        GLYPH_LIGHT_SHADE,              /* ░ and the rest */
+        GLYPH_TREE_BRANCH,              /* ├─ a process in a list */
+        GLYPH_TREE_RIGHT,               /* └─ the last one */
         _GLYPH_MAX,
 } Glyph;
 
@@ -53,6 +57,8 @@ unsigned columns(void);
 char *text_escape(const char *s);
 /* Columns taken on a terminal by UTF-8 text. */
 size_t text_width(const char *s);
+/* s cut to at most width columns, the cut marked with an ellipsis */
+char *text_ellipsize(const char *s, size_t width);
 
 /* "4.0K", "512B", "1.5G" (base 1024, as systemd prints sizes); "infinity" for UINT64_MAX */
 char *format_bytes(uint64_t bytes);

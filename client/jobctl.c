@@ -25,7 +25,9 @@
 #include "jobctl-bus.h"
 #include "jobctl-jobs.h"
 #include "jobctl-manager.h"
+#include "jobctl-run.h"
 #include "jobctl-time.h"
+#include "jobctl-worker.h"
 #include "jobd-names.h"
 #include "parse-util.h"
 
@@ -33,8 +35,10 @@ static const struct {
         const char *title;
         const Verb *verbs;
 } verb_groups[] = {
-        { "Job Commands",     jobs_verbs    },
-        { "Manager Commands", manager_verbs },
+        { "Job Commands",             jobs_verbs    },
+        { "Run and Follow Commands",  run_verbs     },
+        { "Worker Commands",          worker_verbs  },
+        { "Manager Commands",         manager_verbs },
 };
 
 #define DEFAULT_VERB "list"
@@ -75,6 +79,15 @@ static const struct option options[] = {
         { "type",            required_argument, NULL, ARG(TYPE)           },
         { "owner",           required_argument, NULL, ARG(OWNER)          },
         { "limit",           required_argument, NULL, ARG(LIMIT)          },
+        { "memory-max",      required_argument, NULL, ARG(MEMORY_MAX)     },
+        { "cpu-quota",       required_argument, NULL, ARG(CPU_QUOTA)      },
+        { "tasks-max",       required_argument, NULL, ARG(TASKS_MAX)      },
+        { "nice",            required_argument, NULL, ARG(NICE)           },
+        { "cwd",             required_argument, NULL, ARG(CWD)            },
+        { "setenv",          required_argument, NULL, ARG(SETENV)         },
+        { "follow",          no_argument,       NULL, ARG(FOLLOW)         },
+        { "wait",            no_argument,       NULL, ARG(WAIT)           },
+        { "output",          required_argument, NULL, ARG(OUTPUT)         },
         {}
 };
 
@@ -133,7 +146,10 @@ static void help(void) {
         for (size_t i = 0; i < G_N_ELEMENTS(verb_groups); i++) {
                 printf("\n%s%s:%s\n", ansi(ANSI_HIGHLIGHT), verb_groups[i].title, ansi(ANSI_NORMAL));
                 for (const Verb *v = verb_groups[i].verbs; v->name; v++)
-                        printf("  %-26s %s\n", v->synopsis, v->summary);
+                        if (strlen(v->synopsis) > 26)   /* the summary goes below, aligned */
+                                printf("  %s\n  %-26s %s\n", v->synopsis, "", v->summary);
+                        else
+                                printf("  %-26s %s\n", v->synopsis, v->summary);
         }
 
         printf("\n%sOptions:%s\n"
@@ -182,6 +198,32 @@ static int parse_timespan_option(const char *option, const char *value, uint64_t
         if (parse_timespan_usec(value, ret) < 0)
                 return usage_error("Invalid time span --%s=%s: use e.g. 30s, 5min, 1h 30min.",
                                    option, value);
+        return 0;
+}
+
+/* NAME=VALUE, or NAME to pass on jobctl's own value, as systemd-run --setenv= takes it. The
+ * name rule is jobd's (params.c), checked here so a typo costs no round trip. */
+static int setenv_add(Args *a, const char *value) {
+        const char *eq = strchr(value, '=');
+        g_autofree char *name = eq ? g_strndup(value, eq - value) : g_strdup(value);
+        const char *v = eq ? eq + 1 : g_getenv(name);
+
+        if (!name[0] || g_ascii_isdigit(name[0]))
+                return usage_error("Invalid --setenv=%s: NAME=VALUE, NAME of letters, digits and _, "
+                                   "not starting with a digit.", value);
+        for (const char *p = name; *p; p++)
+                if (!g_ascii_isalnum(*p) && *p != '_')
+                        return usage_error("Invalid --setenv=%s: NAME=VALUE, NAME of letters, digits "
+                                           "and _, not starting with a digit.", value);
+        if (!v)
+                return usage_error("--setenv=%s: %s is not set here; give NAME=VALUE.", value, name);
+        /* the parameters are JSON text on the bus */
+        if (!g_utf8_validate(v, -1, NULL))
+                return usage_error("--setenv=%s: the value is not valid UTF-8.", name);
+
+        if (!a->setenv)
+                a->setenv = g_ptr_array_new_with_free_func(g_free);
+        g_ptr_array_add(a->setenv, g_strconcat(name, "=", v, NULL));
         return 0;
 }
 
@@ -234,8 +276,12 @@ static int parse_verb_option(Args *a, VerbOption o, const char *value) {
                 if (!a->after)
                         a->after = g_array_new(FALSE, FALSE, sizeof(uint64_t));
                 for (char **p = parts; *p; p++) {
-                        if (parse_job_id(*p, &id) < 0)
-                                return usage_error("Invalid job id \"%s\" in --after=%s.", *p, value);
+                        /* 0 is no job id, but a fine place to page or follow from; submit refuses it */
+                        if (strcmp(*p, "0") == 0)
+                                id = 0;
+                        else if (parse_job_id(*p, &id) < 0)
+                                return usage_error("Invalid --after=%s: \"%s\" is not a job id (or, for "
+                                                   "follow, a sequence number).", value, *p);
                         g_array_append_val(a->after, id);
                 }
                 return 0;
@@ -260,6 +306,59 @@ static int parse_verb_option(Args *a, VerbOption o, const char *value) {
         case VERB_OPTION_LIMIT:
                 if (parse_unsigned(value, &a->limit) < 0 || a->limit == 0)
                         return usage_error("Invalid --limit=%s: a positive integer.", value);
+                return 0;
+
+        case VERB_OPTION_MEMORY_MAX:
+                if (parse_size_bytes(value, &a->memory_max) < 0 || a->memory_max == 0)
+                        return usage_error("Invalid --memory-max=%s: a size such as 512M or 2G, "
+                                           "or infinity.", value);
+                return 0;
+
+        case VERB_OPTION_CPU_QUOTA:
+                if (parse_percent(value, &a->cpu_quota_percent) < 0 || a->cpu_quota_percent == 0)
+                        return usage_error("Invalid --cpu-quota=%s: a positive percentage of one CPU, "
+                                           "such as 50%% or 200%%.", value);
+                return 0;
+
+        case VERB_OPTION_TASKS_MAX: {
+                guint64 n;
+
+                if (strcmp(value, "infinity") == 0)
+                        a->tasks_max = UINT64_MAX;
+                else if (g_ascii_isdigit(value[0]) &&
+                         g_ascii_string_to_unsigned(value, 10, 1, UINT64_MAX - 1, &n, NULL))
+                        a->tasks_max = n;
+                else
+                        return usage_error("Invalid --tasks-max=%s: a positive integer or infinity.", value);
+                return 0;
+        }
+
+        case VERB_OPTION_NICE:
+                if (parse_int(value, &a->nice) < 0 || a->nice < -20 || a->nice > 19)
+                        return usage_error("Invalid --nice=%s: an integer from -20 to 19.", value);
+                return 0;
+
+        case VERB_OPTION_CWD:
+                if (!value[0])
+                        return usage_error("--cwd= needs a directory.");
+                a->cwd = value;
+                return 0;
+
+        case VERB_OPTION_SETENV:
+                return setenv_add(a, value);
+
+        case VERB_OPTION_FOLLOW:
+                a->follow = true;
+                return 0;
+
+        case VERB_OPTION_WAIT:
+                a->wait = true;
+                return 0;
+
+        case VERB_OPTION_OUTPUT:
+                if (!value[0])
+                        return usage_error("--output= needs a file name.");
+                a->output = value;
                 return 0;
 
         case _VERB_OPTION_MAX:
@@ -296,7 +395,7 @@ static int parse_argv(int argc, char *argv[], Args *a, GPtrArray *positional, ch
         while (optind < argc) {
                 int before = optind == 0 ? 1 : optind;
 
-                c = getopt_long(argc, argv, "+hH:", options, NULL);
+                c = getopt_long(argc, argv, "+hH:fo:", options, NULL);
                 if (c < 0) {
                         if (optind >= argc)
                                 break;
@@ -354,6 +453,18 @@ static int parse_argv(int argc, char *argv[], Args *a, GPtrArray *positional, ch
 
                 case ARG_NO_ASK_PASSWORD:
                         a->ask_password = false;
+                        break;
+
+                case 'f':
+                        r = parse_verb_option(a, VERB_OPTION_FOLLOW, NULL);
+                        if (r != 0)
+                                return r < 0 ? r : 0;
+                        break;
+
+                case 'o':
+                        r = parse_verb_option(a, VERB_OPTION_OUTPUT, optarg);
+                        if (r != 0)
+                                return r < 0 ? r : 0;
                         break;
 
                 case '?':
@@ -415,6 +526,8 @@ static void context_done(Context *c) {
                 g_ptr_array_unref(c->args.status);
         if (c->args.type)
                 g_ptr_array_unref(c->args.type);
+        if (c->args.setenv)
+                g_ptr_array_unref(c->args.setenv);
         c->bus = sd_bus_flush_close_unref(c->bus);
 }
 

@@ -34,6 +34,15 @@ typedef enum VerbOption {
         VERB_OPTION_TYPE,
         VERB_OPTION_OWNER,
         VERB_OPTION_LIMIT,
+        VERB_OPTION_MEMORY_MAX,
+        VERB_OPTION_CPU_QUOTA,
+        VERB_OPTION_TASKS_MAX,
+        VERB_OPTION_NICE,
+        VERB_OPTION_CWD,
+        VERB_OPTION_SETENV,
+        VERB_OPTION_FOLLOW,
+        VERB_OPTION_WAIT,
+        VERB_OPTION_OUTPUT,
         _VERB_OPTION_MAX,
 } VerbOption;
 
@@ -57,13 +66,26 @@ typedef struct Args {
         unsigned max_attempts;
         const char *unique_key;
         const char *lock;
-        GArray *after;                  /* uint64_t; list takes exactly one */
+        GArray *after;                  /* uint64_t; list and follow take exactly one, which may be 0 */
 
         /* list */
         GPtrArray *status;              /* char *, owned */
         GPtrArray *type;                /* char *, owned */
         const char *owner;              /* resolved by the verb: it depends on --host */
         unsigned limit;
+
+        /* run: the job's resources (what was given is in set) and its command's surroundings */
+        uint64_t memory_max;
+        unsigned cpu_quota_percent;
+        uint64_t tasks_max;
+        int nice;
+        const char *cwd;
+        GPtrArray *setenv;              /* "NAME=VALUE", owned; a later NAME wins */
+        bool follow;
+        bool wait;
+
+        /* output */
+        const char *output;
 } Args;
 
 typedef struct Context {

@@ -10,7 +10,11 @@
 #include <stddef.h>
 #include <string.h>
 
+#include <fcntl.h>
+
 #include "bus-job.h"
+#include "execute.h"
+#include "fs-util.h"
 #include "bus-util.h"
 #include "jobd-names.h"
 #include "log.h"
@@ -116,10 +120,7 @@ static int method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 return bus_refuse(error, JOBD_ERROR_ACCESS_DENIED,
                                   "Job %" G_GUINT64_FORMAT " belongs to uid %u; only its owner or root "
                                   "may cancel it.", j->id, (unsigned) j->owner);
-        if (j->status == JOB_RUNNING)
-                return bus_refuse(error, JOBD_ERROR_NOT_SUPPORTED,
-                                  "Cancelling a running job is not implemented by this version of jobd yet.");
-        if (!job_status_is_queued(j->status))
+        if (!job_status_is_queued(j->status) && j->status != JOB_RUNNING)
                 return bus_refuse(error, JOBD_ERROR_INVALID_STATE,
                                   "Job %" G_GUINT64_FORMAT " is %s already; only pending, scheduled, "
                                   "blocked or running jobs can be cancelled.",
@@ -127,11 +128,158 @@ static int method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         if (!manager_accepts_changes(m))
                 return BUS_REFUSE_STORE_FAILED(error);
 
+        if (j->status == JOB_RUNNING) {
+                /* the scope gets SIGTERM, then SIGKILL after the stop timeout; the attempt ends
+                 * as cancelled when it is gone, and that change is announced then */
+                r = manager_cancel_running(m, j);
+                if (r < 0)
+                        return r;
+                return sd_bus_reply_method_return(msg, NULL);
+        }
+
         g_free(j->error);
         j->error = g_strdup_printf("Cancelled by uid %u.", (unsigned) caller.uid);
         manager_set_status(m, j, JOB_CANCELLED, JOB_FIELD_BIT(JOB_FIELD_ERROR), on_cancelled,
                            sd_bus_message_ref(msg));
         return 1;
+}
+
+static int refuse_unless_owner(sd_bus_message *msg, Job *j, const char *what, sd_bus_error *error) {
+        g_auto(Caller) caller = {};
+        int r;
+
+        r = bus_query_caller(msg, j->manager->callers, &caller);
+        if (r < 0)
+                return r;
+        if (!caller_owns(&caller, j))
+                return bus_refuse(error, JOBD_ERROR_ACCESS_DENIED,
+                                  "Job %" G_GUINT64_FORMAT " belongs to uid %u; only its owner or root may %s.",
+                                  j->id, (unsigned) j->owner, what);
+        return 0;
+}
+
+static void on_retried(Manager *m, int error, Job *j, void *userdata) {
+        sd_bus_message *msg = userdata;
+
+        if (error < 0)
+                (void) sd_bus_reply_method_errorf(msg, SD_BUS_ERROR_IO_ERROR,
+                                                  "The job was queued again, but the change could not be made "
+                                                  "durable yet (%s); jobd is rewriting its journal.",
+                                                  g_strerror(-error));
+        else
+                (void) sd_bus_reply_method_return(msg, NULL);
+        sd_bus_message_unref(msg);
+}
+
+static int method_retry(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Job *j = userdata;
+        Manager *m = j->manager;
+        int r;
+
+        r = refuse_unless_owner(msg, j, "retry it", error);
+        if (r < 0)
+                return r;
+        if (j->status != JOB_FAILED && j->status != JOB_CANCELLED)
+                return bus_refuse(error, JOBD_ERROR_INVALID_STATE,
+                                  "Job %" G_GUINT64_FORMAT " is %s; only failed or cancelled jobs can be retried.",
+                                  j->id, job_status_to_string(j->status));
+        if (!manager_accepts_changes(m))
+                return BUS_REFUSE_STORE_FAILED(error);
+        manager_retry(m, j, on_retried, sd_bus_message_ref(msg));
+        return 1;
+}
+
+static int method_follow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Job *j = userdata;
+        _cleanup_(closep) int fd = -1;
+        FollowStream *s;
+        uint64_t after;
+        int r;
+
+        r = sd_bus_message_read(msg, "t", &after);
+        if (r < 0)
+                return r;
+        r = refuse_unless_owner(msg, j, "follow it", error);
+        if (r < 0)
+                return r;
+        s = manager_get_stream(j->manager, j, true);
+        if (!s)
+                return -EIO;
+        r = follow_stream_add_follower(s, after, FOLLOW_MAX_PER_JOB, &fd);
+        if (r == -EMFILE)
+                return bus_refuse(error, JOBD_ERROR_QUOTA_EXCEEDED,
+                                  "Job %" G_GUINT64_FORMAT " has %u followers already, the limit.",
+                                  j->id, FOLLOW_MAX_PER_JOB);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(msg, "h", fd);
+}
+
+static int method_get_output(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Job *j = userdata;
+        _cleanup_(closep) int spool = -1, fd = -1;
+        g_autofree char *path = NULL;
+        const char *name;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        r = refuse_unless_owner(msg, j, "read its outputs", error);
+        if (r < 0)
+                return r;
+        if (!filename_is_plain(name) || !j->outputs || !g_strv_contains((const char *const *) j->outputs, name))
+                return bus_refuse(error, JOBD_ERROR_INVALID_PARAMETERS,
+                                  "Job %" G_GUINT64_FORMAT " has no output named '%s'; its Outputs property "
+                                  "lists them.", j->id, name);
+        spool = execute_open_spool(j->manager, j->id, false);
+        if (spool < 0)
+                return spool;
+        path = g_build_filename("outputs", name, NULL);
+        fd = openat(spool, path, O_RDONLY|O_NOFOLLOW|O_CLOEXEC|O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        return sd_bus_reply_method_return(msg, "h", fd);
+}
+
+/* The token is the attempt's capability: compared in constant time, as a secret should be. */
+static bool token_matches(const Job *j, const char *token) {
+        size_t n = j->token ? strlen(j->token) : 0;
+        unsigned char diff = 0;
+
+        if (n == 0 || strlen(token) != n)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                diff |= (unsigned char) (j->token[i] ^ token[i]);
+        return diff == 0;
+}
+
+static int method_progress(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Job *j = userdata;
+        const char *token, *message;
+        uint32_t percent;
+        int r;
+
+        r = sd_bus_message_read(msg, "sus", &token, &percent, &message);
+        if (r < 0)
+                return r;
+        if (j->status != JOB_RUNNING || !token_matches(j, token))
+                return bus_refuse(error, JOBD_ERROR_STALE_TOKEN,
+                                  "This token is not the current attempt's of job %" G_GUINT64_FORMAT
+                                  " (the job is %s, attempt %u); nothing was changed.",
+                                  j->id, job_status_to_string(j->status), j->attempt);
+        if (percent > 100)
+                return bus_refuse(error, JOBD_ERROR_INVALID_PARAMETERS,
+                                  "Progress is %u percent; it must be between 0 and 100.", percent);
+        if (strlen(message) > PROGRESS_MESSAGE_MAX)
+                return bus_refuse(error, JOBD_ERROR_TOO_LARGE,
+                                  "The progress message is %zu bytes; the limit is %u.",
+                                  strlen(message), PROGRESS_MESSAGE_MAX);
+        if (!manager_accepts_changes(j->manager))
+                return BUS_REFUSE_STORE_FAILED(error);
+        /* progress is advisory: announced at once, persisted with the next batch */
+        manager_progress(j->manager, j, percent, message);
+        return sd_bus_reply_method_return(msg, NULL);
 }
 
 static int method_not_supported(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -169,16 +317,16 @@ static const sd_bus_vtable job_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("Cancel", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
                                 method_cancel, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Retry", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
-                                method_not_supported, SD_BUS_VTABLE_UNPRIVILEGED),
+                                method_retry, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Follow", SD_BUS_ARGS("t", after_seq), SD_BUS_RESULT("h", events),
-                                method_not_supported, SD_BUS_VTABLE_UNPRIVILEGED),
+                                method_follow, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetOutput", SD_BUS_ARGS("s", name), SD_BUS_RESULT("h", fd),
-                                method_not_supported, SD_BUS_VTABLE_UNPRIVILEGED),
+                                method_get_output, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Heartbeat", SD_BUS_ARGS("s", token, "t", extend_usec),
                                 SD_BUS_RESULT("t", deadline_usec),
                                 method_not_supported, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Progress", SD_BUS_ARGS("s", token, "u", percent, "s", message),
-                                SD_BUS_NO_RESULT, method_not_supported, SD_BUS_VTABLE_UNPRIVILEGED),
+                                SD_BUS_NO_RESULT, method_progress, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Log", SD_BUS_ARGS("s", token, "s", data), SD_BUS_NO_RESULT,
                                 method_not_supported, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Complete", SD_BUS_ARGS("s", token, "s", result, "a{sv}", options),

@@ -6,6 +6,9 @@
 
 #include "manager.h"
 
+#define FOLLOW_MAX_PER_JOB 64u
+#define PROGRESS_MESSAGE_MAX 4096u
+
 int bus_job_register(Manager *m);
 /* Sends PropertiesChanged for j->changed and clears it. */
 void bus_job_emit_changed(Manager *m, Job *j);

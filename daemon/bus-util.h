@@ -9,6 +9,7 @@
 #include <systemd/sd-bus.h>
 #include <glib.h>
 
+#include "cleanup.h"
 #include "job.h"
 
 typedef struct Caller {
@@ -51,8 +52,3 @@ int bus_refuse(sd_bus_error *error, const char *name, const char *format, ...)
  * `want`, then enters the variant. */
 int bus_enter_option(sd_bus_message *m, const char *key, const char *want, sd_bus_error *error);
 
-#define _cleanup_(f) __attribute__((cleanup(f)))
-static inline void closep(int *fd) {
-        if (*fd >= 0)
-                (void) close(*fd);
-}

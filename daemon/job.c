@@ -77,6 +77,9 @@ Job *job_free(Job *j) {
         g_strfreev(j->outputs);
         g_free(j->lock);
         g_free(j->unique_key);
+        if (j->token)
+                explicit_bzero(j->token, strlen(j->token));
+        g_free(j->token);
         return g_free(j), NULL;
 }
 
@@ -160,6 +163,7 @@ static const FieldInfo field_table[] = {
         F(CPU_QUOTA, U32, cpu_quota_percent),
         F(TASKS_MAX, U64, tasks_max),
         F(NICE, I32, nice),
+        F(TOKEN, STRING, token),
 };
 #undef F
 

@@ -65,6 +65,7 @@ typedef enum JobField {
         JOB_FIELD_CPU_QUOTA,
         JOB_FIELD_TASKS_MAX,
         JOB_FIELD_NICE,
+        JOB_FIELD_TOKEN,
         _JOB_FIELD_MAX,
 } JobField;
 
@@ -99,11 +100,13 @@ typedef struct Job {
         uint64_t memory_max, tasks_max;  /* UINT64_MAX: unset */
         uint32_t cpu_quota_percent;      /* 0: unset */
         int32_t nice;                    /* JOB_NICE_UNSET: the type's */
+        char *token;                     /* the current attempt's secret; never a property */
 
         /* runtime only */
         struct Manager *manager;        /* borrowed back-pointer, set when linked */
         uint64_t changed;               /* JOB_FIELD_BIT mask not yet announced on the bus */
         void *sched_node;               /* the scheduler's handle while queued */
+        bool sched_timed;               /* … in the timed set (scheduled), not a type's queue */
 } Job;
 
 const char *job_status_to_string(JobStatus s);

@@ -355,7 +355,7 @@ static gboolean parse_cpu_quota(const char *value, void *field, GError **error) 
 }
 
 static gboolean parse_tasks_max(const char *value, void *field, GError **error) {
-        unsigned u;
+        unsigned u = 0;
 
         if (strcmp(value, "infinity") == 0) {
                 *(uint64_t *) field = UINT64_MAX;

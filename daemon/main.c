@@ -2,6 +2,7 @@
 /* jobd: parses the command line, picks the log target, and runs the manager. */
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,9 @@ int main(int argc, char *argv[]) {
                 log_set_target(LOG_TARGET_STDERR);
         if (getenv("JOBD_LOG_STDERR"))
                 log_set_target(LOG_TARGET_STDERR);
+
+        /* a Follow reader that goes away must cost its stream, not the daemon */
+        (void) signal(SIGPIPE, SIG_IGN);
 
         r = parse_argv(argc, argv);
         if (r <= 0)

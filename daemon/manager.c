@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sys/random.h>
 #include <systemd/sd-daemon.h>
 
 #include "bus-job.h"
@@ -21,9 +22,19 @@
 #include "build-config.h"
 #include "bus-util.h"
 #include "config.h"
+#include "execute.h"
 #include "jobd-names.h"
 #include "log.h"
 #include "manager.h"
+
+static int on_dispatch(sd_event_source *s, void *userdata);
+static int on_due(sd_event_source *s, uint64_t usec, void *userdata);
+static void stream_destroy(gpointer s);
+static void free_execution_context(gpointer key, gpointer value, gpointer userdata);
+static void running_count_add(Manager *m, const char *type, int delta);
+static void manager_arm_due(Manager *m);
+static void manager_recover_running(Manager *m);
+static int open_state_subdir(int dir_fd, const char *name, int *ret_fd);
 
 /* META record tags */
 enum {
@@ -101,6 +112,11 @@ int manager_new(Manager **ret, bool user_mode) {
         m->changed_jobs = g_hash_table_new(g_direct_hash, g_direct_equal);
         m->user_names = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
         m->callers = caller_cache_new();
+        m->spool_fd = m->workspaces_fd = -1;
+        m->executions = g_hash_table_new(g_int64_hash, g_int64_equal);
+        m->cancel_requested = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+        m->streams = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, stream_destroy);
+        m->running_by_type = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         m->scheduler = scheduler_new();
 
         r = manager_setup_paths(m);
@@ -130,6 +146,20 @@ int manager_new(Manager **ret, bool user_mode) {
         (void) sd_event_source_set_enabled(m->emit_source, SD_EVENT_OFF);
         (void) sd_event_source_set_description(m->emit_source, "emit-properties-changed");
 
+        /* after the bus messages already queued, like the store's group commit */
+        r = sd_event_add_defer(m->event, &m->dispatch_source, on_dispatch, m);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_priority(m->dispatch_source, SD_EVENT_PRIORITY_IDLE);
+        (void) sd_event_source_set_enabled(m->dispatch_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(m->dispatch_source, "dispatch");
+
+        r = sd_event_add_time(m->event, &m->due_source, CLOCK_REALTIME, UINT64_MAX, 0, on_due, m);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(m->due_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(m->due_source, "scheduled-due");
+
         (void) sd_event_set_watchdog(m->event, true);
 
         *ret = g_steal_pointer(&m);
@@ -143,6 +173,11 @@ Manager *manager_free(Manager *m) {
         /* the store answers what it still holds (its callbacks touch jobs and the bus) before
          * either goes away */
         store_free(m->store);
+        /* running scopes are left alone: the next jobd finds and stops them (crash recovery);
+         * the runner drops its executions without calling back, so their contexts go here */
+        g_hash_table_foreach(m->executions, free_execution_context, NULL);
+        runner_free(m->runner);
+        g_hash_table_unref(m->streams);
         for (size_t i = 0; i < G_N_ELEMENTS(m->slots); i++)
                 sd_bus_slot_unref(m->slots[i]);
         sd_bus_flush_close_unref(m->bus);
@@ -152,6 +187,15 @@ Manager *manager_free(Manager *m) {
         g_hash_table_unref(m->changed_jobs);
         g_hash_table_unref(m->user_names);
         g_hash_table_unref(m->callers);
+        g_hash_table_unref(m->executions);
+        g_hash_table_unref(m->cancel_requested);
+        g_hash_table_unref(m->running_by_type);
+        sd_event_source_unref(m->dispatch_source);
+        sd_event_source_unref(m->due_source);
+        if (m->spool_fd >= 0)
+                (void) close(m->spool_fd);
+        if (m->workspaces_fd >= 0)
+                (void) close(m->workspaces_fd);
         if (m->types)
                 g_hash_table_unref(m->types);
         sd_event_source_unref(m->emit_source);
@@ -183,8 +227,10 @@ static void manager_index_job(Manager *m, Job *j) {
         j->manager = m;
         if (!job_status_is_finished(j->status))
                 owner_count_add(m, j->owner, +1);
-        if (j->status == JOB_PENDING)
+        if (j->status == JOB_PENDING || j->status == JOB_SCHEDULED)
                 scheduler_add(m->scheduler, j);
+        if (j->status == JOB_RUNNING)
+                running_count_add(m, j->type, +1);
         if (j->id >= m->next_id)
                 m->next_id = j->id + 1;
 }
@@ -310,6 +356,15 @@ static int manager_open_store(Manager *m) {
         if (dir_fd < 0)
                 return log_error_errno(errno, "Failed to open %s: %m", m->state_dir);
 
+        r = open_state_subdir(dir_fd, "spool", &m->spool_fd);
+        if (r >= 0)
+                r = open_state_subdir(dir_fd, "workspaces", &m->workspaces_fd);
+        if (r < 0) {
+                (void) close(dir_fd);
+                return log_error_errno(r, "Failed to set up the spool and workspace folders in %s: %m",
+                                       m->state_dir);
+        }
+
         r = store_new(&m->store, m->event, dir_fd);
         (void) close(dir_fd);
         if (r < 0)
@@ -321,6 +376,7 @@ static int manager_open_store(Manager *m) {
                 return log_error_errno(r, "Failed to open the journal in %s: %m", m->state_dir);
 
         g_tree_foreach(m->jobs, index_replayed, m);
+        manager_arm_due(m);
         log_info("Replayed %" G_GUINT64_FORMAT " records: %i jobs, next id %" G_GUINT64_FORMAT ".",
                  stats.n_records, g_tree_nnodes(m->jobs), m->next_id);
         return 0;
@@ -369,6 +425,11 @@ static int manager_connect_bus(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to register the job objects: %m");
 
+        r = runner_new(&m->runner, m->event, m->bus);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the runner: %m");
+        manager_recover_running(m);
+
         r = sd_bus_request_name(m->bus, JOBD_BUS_NAME, 0);
         if (r < 0)
                 return log_error_errno(r, "Failed to acquire the bus name " JOBD_BUS_NAME ": %m");
@@ -389,6 +450,7 @@ int manager_start(Manager *m) {
                 return r;
 
         (void) sd_notifyf(false, "READY=1\nSTATUS=%i jobs known", g_tree_nnodes(m->jobs));
+        manager_queue_dispatch(m);
         return 0;
 }
 
@@ -428,8 +490,10 @@ static void on_submit_durable(int error, void *userdata) {
 
         g_tree_insert(m->jobs, &j->id, j);
         j->manager = m;
-        if (j->status == JOB_PENDING)
+        if (j->status == JOB_PENDING) {
                 scheduler_add(m->scheduler, j);
+                manager_queue_dispatch(m);
+        }
         log_job(LOG_INFO, j->id, j->type, "Job %" G_GUINT64_FORMAT " of type %s submitted by uid %u.",
                 j->id, j->type, (unsigned) j->owner);
         bus_manager_emit_job_new(m, j);
@@ -501,11 +565,15 @@ void manager_commit(Manager *m, Job *j, uint64_t mask, ManagerDoneFn done, void 
 void manager_set_status(Manager *m, Job *j, JobStatus status, uint64_t extra_mask,
                         ManagerDoneFn done, void *userdata) {
         bool was_finished = job_status_is_finished(j->status);
+        FollowStream *s = manager_get_stream(m, j, false);
 
         scheduler_remove(m->scheduler, j);
         j->status = status;
-        if (status == JOB_PENDING)
+        if (status == JOB_PENDING || status == JOB_SCHEDULED)
                 scheduler_add(m->scheduler, j);
+        manager_arm_due(m);
+        if (status == JOB_PENDING)
+                manager_queue_dispatch(m);
         if (job_status_is_finished(status) && !was_finished)
                 owner_count_add(m, j->owner, -1);
         else if (!job_status_is_finished(status) && was_finished)
@@ -514,6 +582,326 @@ void manager_set_status(Manager *m, Job *j, JobStatus status, uint64_t extra_mas
                 j->finished_usec = now_realtime_usec();
                 extra_mask |= JOB_FIELD_BIT(JOB_FIELD_FINISHED);
         }
+        if (s && job_status_is_finished(status))
+                (void) follow_stream_end(s, job_status_to_string(status), j->exit_status, j->error);
+        else if (s)
+                (void) follow_stream_status(s, job_status_to_string(status));
 
         manager_commit(m, j, extra_mask | JOB_FIELD_BIT(JOB_FIELD_STATUS), done, userdata);
+}
+
+/* ---- local execution: dispatch, attempts, retries ---- */
+
+#define RETRY_BACKOFF_MAX_USEC (UINT64_C(3600) * 1000000)
+/* every attempt's scope is jobd-ID.scope: give systemd time to drop the last one */
+#define RETRY_BACKOFF_MIN_USEC (UINT64_C(500) * 1000)
+#define TOKEN_BYTES 16
+
+static void free_execution_context(gpointer key, gpointer value, gpointer userdata) {
+        g_free(execution_get_userdata(value));
+}
+
+static void stream_destroy(gpointer s) {
+        follow_stream_free(s);
+}
+
+static int open_state_subdir(int dir_fd, const char *name, int *ret_fd) {
+        int fd;
+
+        if (mkdirat(dir_fd, name, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        fd = openat(dir_fd, name, O_RDONLY|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        *ret_fd = fd;
+        return 0;
+}
+
+static unsigned running_of(Manager *m, const char *type) {
+        return GPOINTER_TO_UINT(g_hash_table_lookup(m->running_by_type, type));
+}
+
+static void running_count_add(Manager *m, const char *type, int delta) {
+        unsigned n = (unsigned) ((int) running_of(m, type) + delta);
+
+        m->n_running = (unsigned) ((int) m->n_running + delta);
+        if (n == 0)
+                g_hash_table_remove(m->running_by_type, type);
+        else
+                g_hash_table_insert(m->running_by_type, g_strdup(type), GUINT_TO_POINTER(n));
+}
+
+void manager_queue_dispatch(Manager *m) {
+        (void) sd_event_source_set_enabled(m->dispatch_source, SD_EVENT_ONESHOT);
+}
+
+static bool type_runs_locally(const JobType *t) {
+        return t && (t->builtin || t->exec);
+}
+
+/* The best startable job over all local types: priority, then age, as within a type. */
+static Job *pick_next(Manager *m) {
+        GHashTableIter it;
+        gpointer v;
+        Job *best = NULL;
+
+        g_hash_table_iter_init(&it, m->types);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                const JobType *t = v;
+                Job *j;
+
+                if (!type_runs_locally(t))
+                        continue;
+                if (t->concurrency > 0 && running_of(m, t->name) >= t->concurrency)
+                        continue;
+                j = scheduler_peek(m->scheduler, t->name);
+                if (j && (!best || j->priority > best->priority ||
+                          (j->priority == best->priority && j->id < best->id)))
+                        best = j;
+        }
+        return best;
+}
+
+static char *token_new(void) {
+        uint8_t b[TOKEN_BYTES];
+
+        if (getrandom(b, sizeof(b), 0) != sizeof(b))
+                return NULL;
+        return g_strdup_printf("%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x",
+                               b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+                               b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+static void on_running_durable(Manager *m, int error, Job *j, void *userdata) {
+        if (!j || j->status != JOB_RUNNING)
+                return;
+        /* on error the running state is in memory and the store's rewrite persists it */
+        if (g_hash_table_remove(m->cancel_requested, &j->id)) {
+                g_auto(Outcome) o = { .status = JOB_CANCELLED, .exit_status = -1,
+                                      .error = g_strdup("cancelled before it started") };
+                manager_attempt_ended(m, j, &o);
+                return;
+        }
+        execute_start(m, j);
+}
+
+static void start_attempt(Manager *m, Job *j) {
+        uint64_t now = now_realtime_usec();
+        FollowStream *s;
+
+        j->attempt++;
+        j->started_usec = now;
+        j->deadline_usec = j->timeout_usec > 0 ? now + j->timeout_usec : 0;
+        g_free(j->unit);
+        j->unit = g_strdup_printf("jobd-%" G_GUINT64_FORMAT ".scope", j->id);
+        g_free(j->token);
+        j->token = token_new();
+        j->progress = 0;
+        g_clear_pointer(&j->progress_message, g_free);
+        g_clear_pointer(&j->result, g_free);
+        j->exit_status = -1;
+        running_count_add(m, j->type, +1);
+
+        /* the stream's history starts with the run; its status event comes from set_status */
+        s = manager_get_stream(m, j, true);
+        (void) s;
+        manager_set_status(m, j, JOB_RUNNING,
+                           JOB_FIELD_BIT(JOB_FIELD_ATTEMPT) | JOB_FIELD_BIT(JOB_FIELD_STARTED) |
+                           JOB_FIELD_BIT(JOB_FIELD_DEADLINE) | JOB_FIELD_BIT(JOB_FIELD_UNIT) |
+                           JOB_FIELD_BIT(JOB_FIELD_TOKEN) | JOB_FIELD_BIT(JOB_FIELD_PROGRESS) |
+                           JOB_FIELD_BIT(JOB_FIELD_PROGRESS_MESSAGE) | JOB_FIELD_BIT(JOB_FIELD_RESULT) |
+                           JOB_FIELD_BIT(JOB_FIELD_EXIT_STATUS),
+                           on_running_durable, NULL);
+}
+
+static int on_dispatch(sd_event_source *source, void *userdata) {
+        Manager *m = userdata;
+        Job *j;
+
+        if (!manager_accepts_changes(m))
+                return 0;       /* the store's recovery queues a dispatch when it is back */
+        while (m->n_running < m->config.max_running && (j = pick_next(m)))
+                start_attempt(m, j);
+        return 0;
+}
+
+static void manager_arm_due(Manager *m) {
+        Job *j = scheduler_next_due(m->scheduler);
+
+        if (!j) {
+                (void) sd_event_source_set_enabled(m->due_source, SD_EVENT_OFF);
+                return;
+        }
+        (void) sd_event_source_set_time(m->due_source, j->not_before_usec);
+        (void) sd_event_source_set_enabled(m->due_source, SD_EVENT_ONESHOT);
+}
+
+static int on_due(sd_event_source *source, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        uint64_t now = now_realtime_usec();
+        Job *j;
+
+        while ((j = scheduler_next_due(m->scheduler)) && j->not_before_usec <= now)
+                manager_set_status(m, j, JOB_PENDING, 0, NULL, NULL);
+        manager_arm_due(m);
+        return 0;
+}
+
+static uint64_t retry_backoff(const Job *j) {
+        uint64_t b = j->retry_backoff_usec;
+
+        /* doubling per failed attempt, capped */
+        for (uint32_t i = 1; i < j->attempt && b < RETRY_BACKOFF_MAX_USEC; i++)
+                b *= 2;
+        return CLAMP(b, RETRY_BACKOFF_MIN_USEC, RETRY_BACKOFF_MAX_USEC);
+}
+
+void manager_attempt_ended(Manager *m, Job *j, Outcome *o) {
+        uint64_t mask = JOB_FIELD_BIT(JOB_FIELD_EXIT_STATUS) | JOB_FIELD_BIT(JOB_FIELD_CPU_USAGE) |
+                        JOB_FIELD_BIT(JOB_FIELD_MEMORY_PEAK) | JOB_FIELD_BIT(JOB_FIELD_ERROR) |
+                        JOB_FIELD_BIT(JOB_FIELD_RESULT) | JOB_FIELD_BIT(JOB_FIELD_OUTPUTS) |
+                        JOB_FIELD_BIT(JOB_FIELD_TOKEN) | JOB_FIELD_BIT(JOB_FIELD_DEADLINE);
+        FollowStream *s = manager_get_stream(m, j, false);
+
+        g_assert(j->status == JOB_RUNNING);
+        running_count_add(m, j->type, -1);
+        g_hash_table_remove(m->cancel_requested, &j->id);
+
+        j->exit_status = o->exit_status;
+        j->cpu_usage_nsec = o->cpu_usage_nsec;
+        j->memory_peak_bytes = o->memory_peak_bytes;
+        g_strfreev(j->outputs);
+        j->outputs = g_steal_pointer(&o->outputs);
+        g_free(j->error);
+        j->error = g_steal_pointer(&o->error);
+        g_free(j->result);
+        j->result = g_steal_pointer(&o->result);
+        g_clear_pointer(&j->token, g_free);     /* the attempt is over: its token is stale now */
+        j->deadline_usec = 0;
+        manager_queue_dispatch(m);
+
+        if (o->status == JOB_FAILED && o->retryable && j->attempt < j->max_attempts) {
+                uint64_t backoff = retry_backoff(j);
+
+                log_job(LOG_NOTICE, j->id, j->type, "Job %" G_GUINT64_FORMAT " attempt %u of %u failed (%s); "
+                        "retrying in %" G_GUINT64_FORMAT " ms.", j->id, j->attempt, j->max_attempts,
+                        j->error ?: "", backoff / 1000);
+                if (s) {
+                        g_autofree char *line = g_strdup_printf("attempt %u of %u failed: %s", j->attempt,
+                                                                j->max_attempts, j->error ?: "");
+                        (void) follow_stream_log(s, line, strlen(line));
+                }
+                j->not_before_usec = now_realtime_usec() + backoff;
+                manager_set_status(m, j, backoff > 0 ? JOB_SCHEDULED : JOB_PENDING,
+                                   mask | JOB_FIELD_BIT(JOB_FIELD_NOT_BEFORE), NULL, NULL);
+                return;
+        }
+
+        log_job(o->status == JOB_SUCCEEDED ? LOG_INFO : LOG_NOTICE, j->id, j->type,
+                "Job %" G_GUINT64_FORMAT " %s%s%s.", j->id, job_status_to_string(o->status),
+                j->error ? ": " : "", j->error ?: "");
+        manager_set_status(m, j, o->status, mask, NULL, NULL);
+}
+
+FollowStream *manager_get_stream(Manager *m, Job *j, bool create) {
+        FollowStream *s = g_hash_table_lookup(m->streams, &j->id);
+        _cleanup_(closep) int fd = -1;
+        int r;
+
+        if (s || !create)
+                return s;
+        fd = execute_open_spool(m, j->id, true);
+        if (fd < 0) {
+                log_job(LOG_WARNING, j->id, j->type, "Failed to open the spool folder: %s", g_strerror(-fd));
+                return NULL;
+        }
+        r = follow_stream_new(&s, m->event, fd, j->id);
+        if (r < 0) {
+                log_job(LOG_WARNING, j->id, j->type, "Failed to open the event stream: %s", g_strerror(-r));
+                return NULL;
+        }
+        g_hash_table_insert(m->streams, g_memdup2(&j->id, sizeof(j->id)), s);
+        /* a finished job whose history never got its end (it never ran) ends now */
+        if (job_status_is_finished(j->status) && !follow_stream_ended(s))
+                (void) follow_stream_end(s, job_status_to_string(j->status), j->exit_status, j->error);
+        return s;
+}
+
+int manager_cancel_running(Manager *m, Job *j) {
+        int r = execute_cancel(m, j);
+
+        if (r == -ESRCH) {
+                /* running but its scope is still being set up: it ends before it starts */
+                g_hash_table_add(m->cancel_requested, g_memdup2(&j->id, sizeof(j->id)));
+                return 0;
+        }
+        return r;
+}
+
+void manager_retry(Manager *m, Job *j, ManagerDoneFn done, void *userdata) {
+        j->attempt = 0;
+        j->exit_status = -1;
+        j->not_before_usec = 0;
+        j->finished_usec = 0;
+        g_clear_pointer(&j->error, g_free);
+        g_clear_pointer(&j->result, g_free);
+        manager_set_status(m, j, JOB_PENDING,
+                           JOB_FIELD_BIT(JOB_FIELD_ATTEMPT) | JOB_FIELD_BIT(JOB_FIELD_EXIT_STATUS) |
+                           JOB_FIELD_BIT(JOB_FIELD_NOT_BEFORE) | JOB_FIELD_BIT(JOB_FIELD_FINISHED) |
+                           JOB_FIELD_BIT(JOB_FIELD_ERROR) | JOB_FIELD_BIT(JOB_FIELD_RESULT),
+                           done, userdata);
+}
+
+void manager_progress(Manager *m, Job *j, unsigned percent, const char *message) {
+        FollowStream *s = manager_get_stream(m, j, false);
+        g_autofree char *path = job_path(j->id);
+
+        j->progress = percent;
+        g_free(j->progress_message);
+        j->progress_message = g_strdup(message);
+        if (s)
+                (void) follow_stream_progress(s, percent, message);
+        (void) sd_bus_emit_signal(m->bus, path, JOBD_JOB_INTERFACE, "Progress", "us", percent, message);
+        manager_commit(m, j, JOB_FIELD_BIT(JOB_FIELD_PROGRESS) | JOB_FIELD_BIT(JOB_FIELD_PROGRESS_MESSAGE),
+                       NULL, NULL);
+}
+
+/* ---- crash recovery ---- */
+
+static void on_stale_scope(const char *unit_name, int r, void *userdata) {
+        Manager *m = userdata;
+        uint64_t id;
+        Job *j;
+
+        if (sscanf(unit_name, "jobd-%" G_GUINT64_FORMAT ".scope", &id) != 1)
+                return;
+        j = manager_get_job(m, id);
+        if (!j || j->status != JOB_RUNNING || g_hash_table_contains(m->executions, &id))
+                return;
+
+        g_auto(Outcome) o = { .status = JOB_FAILED, .exit_status = -1, .retryable = true };
+        o.error = g_strdup_printf("jobd stopped while attempt %u ran; %s", j->attempt,
+                                  r > 0 ? "its scope was found and stopped" :
+                                  r == 0 ? "its scope was gone" : "its scope could not be stopped");
+        manager_attempt_ended(m, j, &o);
+}
+
+static gboolean recover_one(gpointer key, gpointer value, gpointer userdata) {
+        Manager *m = userdata;
+        Job *j = value;
+        int r;
+
+        if (j->status != JOB_RUNNING || !j->unit)
+                return FALSE;
+        /* An attempt that was running when jobd died is lost: whatever it did since is not
+         * recorded. Its scope, if still there, is stopped rather than re-adopted: its stdout
+         * (the Result) and stderr pipes died with jobd. */
+        r = runner_stop_stale_scope(m->runner, j->unit, on_stale_scope, m);
+        if (r < 0)
+                on_stale_scope(j->unit, r, m);
+        return FALSE;
+}
+
+static void manager_recover_running(Manager *m) {
+        g_tree_foreach(m->jobs, recover_one, m);
 }

@@ -16,10 +16,14 @@
 #include <glib.h>
 
 #include "config.h"
+#include "follow.h"
 #include "job.h"
 #include "jobtype.h"
+#include "runner.h"
 #include "scheduler.h"
 #include "store.h"
+
+typedef struct Outcome Outcome;
 
 typedef struct Manager {
         sd_event *event;
@@ -42,6 +46,17 @@ typedef struct Manager {
         sd_event_source *emit_source;
         GHashTable *user_names;         /* uid → name cache for List */
         GHashTable *callers;            /* unique bus name → Caller (bus-util.h) */
+
+        /* local execution */
+        Runner *runner;
+        int spool_fd, workspaces_fd;    /* state/spool, state/workspaces */
+        GHashTable *executions;         /* &id → Execution* of running local jobs */
+        GHashTable *cancel_requested;   /* &id set: cancelled before their scope existed */
+        GHashTable *streams;            /* &id (owned) → FollowStream* */
+        unsigned n_running;
+        GHashTable *running_by_type;    /* type name (owned) → count */
+        sd_event_source *dispatch_source;
+        sd_event_source *due_source;    /* the earliest scheduled job's NotBeforeUSec */
 
         sd_bus_slot *slots[3];
 } Manager;
@@ -77,6 +92,20 @@ void manager_submit(Manager *m, Job *j, ManagerDoneFn done, void *userdata);
 /* The fields in mask were changed on j already: persists them, then announces them
  * (PropertiesChanged; JobChanged when Status is in mask) and calls done (may be NULL). */
 void manager_commit(Manager *m, Job *j, uint64_t mask, ManagerDoneFn done, void *userdata);
+/* Starts what may start now (from an idle-priority defer source). */
+void manager_queue_dispatch(Manager *m);
+/* An attempt ended (local job or, later, worker): retry after backoff while attempts remain and
+ * the failure is retryable, else finish. Frees nothing of o's but takes its strings. */
+void manager_attempt_ended(Manager *m, Job *j, Outcome *o);
+/* A job's Follow stream; created (with its spool folder) when create is set. NULL on failure. */
+FollowStream *manager_get_stream(Manager *m, Job *j, bool create);
+/* Cancels a running job: stops its scope, or keeps it from starting. */
+int manager_cancel_running(Manager *m, Job *j);
+/* Re-queues a failed or cancelled job with a fresh attempt count. */
+void manager_retry(Manager *m, Job *j, ManagerDoneFn done, void *userdata);
+/* Records a progress report of the running attempt and announces it. */
+void manager_progress(Manager *m, Job *j, unsigned percent, const char *message);
+
 /* Sets the status, keeps the scheduler and counters in line, and commits with extra. */
 void manager_set_status(Manager *m, Job *j, JobStatus status, uint64_t extra_mask,
                         ManagerDoneFn done, void *userdata);

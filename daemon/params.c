@@ -163,3 +163,12 @@ gboolean params_validate(const char *type, const char *json, size_t max_bytes, G
                 return validate_exec(json_parser_get_root(parser), error);
         return TRUE;
 }
+
+gboolean params_is_json(const char *text) {
+        g_autoptr(JsonParser) parser = NULL;
+
+        if (!g_utf8_validate(text, -1, NULL) || json_max_depth(text) > PARAMS_DEPTH_MAX)
+                return FALSE;
+        parser = json_parser_new_immutable();
+        return json_parser_load_from_data(parser, text, -1, NULL) && json_parser_get_root(parser);
+}

@@ -25,3 +25,6 @@ typedef enum ParamsError {
  * {"argv": [non-empty strings…], "cwd": "/absolute", "env": {"NAME": "value"}} with argv
  * required and non-empty, nothing else allowed. "" is taken as {}. */
 gboolean params_validate(const char *type, const char *json, size_t max_bytes, GError **error);
+
+/* Whether text (NUL-terminated, valid UTF-8 or not) is one JSON value, within the depth bound. */
+gboolean params_is_json(const char *text);

@@ -1,14 +1,26 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Owns one GTree per type of the pending jobs of that type; the trees borrow the jobs.
- * Invariant: a job is in its type's tree exactly when j->sched_node != NULL.
+ * Owns one GTree per type of the pending jobs of that type, and one GTree of the scheduled jobs
+ * by due time; the trees borrow the jobs. Invariant: a job is in exactly one tree when
+ * j->sched_node != NULL, the timed one when j->sched_timed.
  */
 
 #include "scheduler.h"
 
 struct Scheduler {
         GHashTable *queues;     /* type name (owned) → GTree of Job* */
+        GTree *timed;           /* scheduled Job* by (not_before_usec, id) */
 };
+
+static gint job_compare_due(gconstpointer a, gconstpointer b) {
+        const Job *x = a, *y = b;
+
+        if (x->not_before_usec != y->not_before_usec)
+                return x->not_before_usec < y->not_before_usec ? -1 : 1;
+        if (x->id != y->id)
+                return x->id < y->id ? -1 : 1;
+        return 0;
+}
 
 static gint job_compare(gconstpointer a, gconstpointer b) {
         const Job *x = a, *y = b;
@@ -25,6 +37,7 @@ Scheduler *scheduler_new(void) {
 
         s->queues = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                           (GDestroyNotify) g_tree_unref);
+        s->timed = g_tree_new(job_compare_due);
         return s;
 }
 
@@ -32,6 +45,7 @@ Scheduler *scheduler_free(Scheduler *s) {
         if (!s)
                 return NULL;
         g_hash_table_unref(s->queues);
+        g_tree_unref(s->timed);
         return g_free(s), NULL;
 }
 
@@ -39,8 +53,15 @@ void scheduler_add(Scheduler *s, Job *j) {
         GTree *q;
 
         g_assert(!j->sched_node);
-        g_assert(j->status == JOB_PENDING);
+        g_assert(j->status == JOB_PENDING || j->status == JOB_SCHEDULED);
 
+        if (j->status == JOB_SCHEDULED) {
+                j->sched_timed = true;
+                j->sched_node = g_tree_insert_node(s->timed, j, j);
+                return;
+        }
+
+        j->sched_timed = false;
         q = g_hash_table_lookup(s->queues, j->type);
         if (!q) {
                 q = g_tree_new(job_compare);
@@ -54,6 +75,11 @@ void scheduler_remove(Scheduler *s, Job *j) {
 
         if (!j->sched_node)
                 return;
+        if (j->sched_timed) {
+                g_tree_remove(s->timed, j);
+                j->sched_node = NULL;
+                return;
+        }
         q = g_hash_table_lookup(s->queues, j->type);
         g_assert(q);
         g_tree_remove(q, j);
@@ -74,4 +100,10 @@ unsigned scheduler_n_queued(Scheduler *s, const char *type) {
         GTree *q = g_hash_table_lookup(s->queues, type);
 
         return q ? (unsigned) g_tree_nnodes(q) : 0;
+}
+
+Job *scheduler_next_due(Scheduler *s) {
+        GTreeNode *n = g_tree_node_first(s->timed);
+
+        return n ? g_tree_node_value(n) : NULL;
 }

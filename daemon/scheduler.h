@@ -2,10 +2,12 @@
 #pragma once
 
 /*
- * The scheduler: which queued job runs next. Per type, an ordered set of pending jobs:
- * higher priority first, then lower id (submission order), so equal priorities are FIFO and
- * never starve. Borrows the jobs; no I/O, no sd-bus. Everything is O(log n).
- * A job's priority and id must not change while it is queued.
+ * The scheduler: which queued job runs next, and which waiting job is due next. Per type, an
+ * ordered set of pending jobs: higher priority first, then lower id (submission order), so
+ * equal priorities are FIFO and never starve. Apart, the scheduled jobs (not before a time, or
+ * backing off) ordered by NotBeforeUSec then id, so the manager keeps one timer for the
+ * earliest. Borrows the jobs; no I/O, no sd-bus. Everything is O(log n). A job's priority, id
+ * and not_before_usec must not change while it is queued.
  */
 
 #include <glib.h>
@@ -18,10 +20,12 @@ Scheduler *scheduler_new(void);
 Scheduler *scheduler_free(Scheduler *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Scheduler, scheduler_free)
 
-/* the job must be pending and not yet queued */
+/* the job must be pending or scheduled, and not yet queued */
 void scheduler_add(Scheduler *s, Job *j);
 /* no-op for a job that is not queued */
 void scheduler_remove(Scheduler *s, Job *j);
 /* the next pending job of this type, NULL if none */
 Job *scheduler_peek(Scheduler *s, const char *type);
 unsigned scheduler_n_queued(Scheduler *s, const char *type);
+/* the scheduled job with the earliest NotBeforeUSec, NULL if none */
+Job *scheduler_next_due(Scheduler *s);

@@ -119,11 +119,12 @@ def jobd_main_pid():
 
 
 def kill_jobd():
-    """SIGKILL jobd and wait until systemd saw it go, so the next call re-activates it."""
-    systemctl("kill", "--signal=KILL", "jobd.service")
-    wait_for(lambda: systemctl("is-active", "jobd.service").stdout.strip() in ("inactive", "failed"),
-             timeout=15, what="jobd to be gone")
-    systemctl("reset-failed", "jobd.service")
+    """SIGKILL jobd and wait until systemd saw it go (it may restart it: Restart=on-failure, or
+    the next call activates it)."""
+    pid = jobd_main_pid()
+    run("kill", "-KILL", str(pid))
+    wait_for(lambda: jobd_main_pid() != pid, timeout=15, what="jobd to be gone")
+    return pid
 
 
 def stop_jobd():

@@ -8,7 +8,7 @@ import dbus
 
 from jobdtest import *
 
-write_type("echo", "[Type]\nDescription=Echo\nExec=/bin/cat\nTimeout=1min\n[Resources]\nMemoryMax=64M\n")
+write_type("echo", "[Type]\nDescription=Echo\nTimeout=1min\n[Resources]\nMemoryMax=64M\n")
 
 first, _ = submit("echo", "{}")
 journal = "/var/lib/jobd/journal"

@@ -5,9 +5,9 @@ import dbus
 
 from jobdtest import *
 
+# no Exec=: external workers' types, so their jobs stay pending for these tests
 ECHO_TYPE = """[Type]
 Description=Echo the parameters back
-Exec=/bin/cat
 Timeout=1min
 
 [Resources]
@@ -15,18 +15,20 @@ MemoryMax=64M
 """
 
 write_type("echo", ECHO_TYPE)
+write_type("hold", "[Type]\nDescription=Held\n")
+write_type("cat", "[Type]\nDescription=Cat\nExec=/bin/cat\n")
 write_type("broken", "[Type]\nDescription=Broken\nTimeout=fast\n")
 
 eq(systemctl("is-active", "jobd.service").stdout.strip(), "inactive", "jobd is not running before the first call")
 
-jid, path = submit("exec", '{"argv": ["true"]}', {"priority": dbus.Int32(5)})
+jid, path = submit("hold", '{"argv": ["true"]}', {"priority": dbus.Int32(5)})
 ok(jid >= 1, "Submit returns an id")
 eq(str(path), f"/org/jobd/Jobd1/job/{jid}", "Submit returns the job's object path")
 eq(systemctl("is-active", "jobd.service").stdout.strip(), "active", "the first call activated jobd.service through systemd")
 
 p = job_props(path)
 eq(int(p["Id"]), int(jid), "Id property")
-eq(str(p["Type"]), "exec", "Type property")
+eq(str(p["Type"]), "hold", "Type property")
 eq(str(p["Status"]), "pending", "a new job is pending")
 eq(int(p["Owner"]), 0, "Owner is the caller's uid")
 eq(int(p["Priority"]), 5, "Priority comes from the option")
@@ -55,7 +57,8 @@ eq(len(rows), 0, "List filters by owner")
 
 types = {str(t[0]): t for t in manager().ListTypes()}
 ok("exec" in types and bool(types["exec"][2]["builtin"]), "ListTypes has the built-in exec type")
-ok("echo" in types and list(types["echo"][2]["exec"]) == ["/bin/cat"], "ListTypes has a configured type with its Exec", types.get("echo"))
+ok("cat" in types and list(types["cat"][2]["exec"]) == ["/bin/cat"], "ListTypes has a configured type with its Exec", types.get("cat"))
+ok("echo" in types and bool(types["echo"][2]["external"]), "a type without Exec= is for external workers")
 eq(int(types["echo"][2]["memory_max"]), 64 * 1024 * 1024, "a type's MemoryMax is parsed")
 ok("broken" not in types, "a bad type file is skipped")
 log = run("journalctl", "-q", "--no-pager", "-u", "jobd.service").stdout

@@ -2,10 +2,11 @@
 # busctl and gdbus are first-class clients: the README's examples, run for real.
 . "$JOBD_TESTS/lib.sh"
 
-write_type echo '[Type]\nDescription=Echo\nExec=/bin/cat\n'
+write_type echo '[Type]\nDescription=Echo\n'
+write_type hold '[Type]\nDescription=Held\n'
 
 out=$(busctl call org.jobd.Jobd1 /org/jobd/Jobd1 org.jobd.Jobd1.Manager Submit 'ssa{sv}' \
-        exec '{"argv": ["make", "-j8"]}' 1 priority i 10)
+        hold '{"argv": ["make", "-j8"]}' 1 priority i 10)
 expect_match "busctl Submit returns an id and a path" "$out" '^to [0-9]+ "/org/jobd/Jobd1/job/[0-9]+"$'
 id=$(echo "$out" | cut -d' ' -f2)
 

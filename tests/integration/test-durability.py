@@ -12,7 +12,7 @@ import dbus
 from jobdtest import *
 
 JOURNAL = "/var/lib/jobd/journal"
-write_type("echo", "[Type]\nDescription=Echo\nExec=/bin/cat\n")
+write_type("echo", "[Type]\nDescription=Echo\n")
 
 CLIENT = r"""
 import sys, dbus

@@ -9,7 +9,7 @@ from gi.repository import GLib
 from jobdtest import *
 
 dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
-write_type("echo", "[Type]\nDescription=Echo\nExec=/bin/cat\n")
+write_type("echo", "[Type]\nDescription=Echo\n")
 b = dbus.SystemBus()
 submit("echo", "{}", b=b)           # activate first, so the subscription sees the owner
 

@@ -67,10 +67,40 @@ static void test_many(void) {
         g_assert_null(scheduler_peek(s, "t"));
 }
 
+static void test_timed(void) {
+        g_autoptr(Scheduler) s = scheduler_new();
+        Job *a = mk(1, "t", 0), *b = mk(2, "t", 0), *c = mk(3, "t", 0), *p = mk(4, "t", 0);
+
+        a->status = b->status = c->status = JOB_SCHEDULED;
+        a->not_before_usec = 300;
+        b->not_before_usec = 100;
+        c->not_before_usec = 100;
+        scheduler_add(s, a);
+        scheduler_add(s, b);
+        scheduler_add(s, c);
+        scheduler_add(s, p);
+        /* due order: time, then id; scheduled jobs never show in a type's queue */
+        g_assert_true(scheduler_next_due(s) == b);
+        g_assert_true(scheduler_peek(s, "t") == p);
+        g_assert_cmpuint(scheduler_n_queued(s, "t"), ==, 1);
+        scheduler_remove(s, b);
+        g_assert_true(scheduler_next_due(s) == c);
+        scheduler_remove(s, c);
+        g_assert_true(scheduler_next_due(s) == a);
+        scheduler_remove(s, a);
+        g_assert_null(scheduler_next_due(s));
+        scheduler_remove(s, p);
+        job_free(a);
+        job_free(b);
+        job_free(c);
+        job_free(p);
+}
+
 int main(int argc, char *argv[]) {
         log_set_target(LOG_TARGET_STDERR);
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/scheduler/order", test_order);
         g_test_add_func("/scheduler/many", test_many);
+        g_test_add_func("/scheduler/timed", test_timed);
         return g_test_run();
 }

@@ -1,0 +1,479 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Owns, per running local job, an ExecContext (the runner's userdata) and the job's workspace
+ * folder (state/workspaces/ID, 0700, owned by the job's user) from the start of an attempt until
+ * its end (or its retention). Outputs are copied, never moved or linked, into state/spool/ID/
+ * outputs, owned by root: the job's user cannot change them afterwards.
+ *
+ * Credentials: the exec type runs as exactly the submitter (uid, primary gid from the user
+ * database, the groups the bus saw); a type with User= as that user with its groups from the
+ * user database; a type without User= as root.
+ */
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <json-glib/json-glib.h>
+#include <systemd/sd-journal.h>
+
+#include "cleanup.h"
+#include "execute.h"
+#include "follow.h"
+#include "fs-util.h"
+#include "log.h"
+#include "params.h"
+
+typedef struct ExecContext {
+        Manager *manager;
+        uint64_t id;
+        uid_t uid;
+        gid_t gid;
+} ExecContext;
+
+void outcome_done(Outcome *o) {
+        g_clear_pointer(&o->result, g_free);
+        g_clear_pointer(&o->error, g_free);
+        g_clear_pointer(&o->outputs, g_strfreev);
+}
+
+static char *id_name(uint64_t id) {
+        return g_strdup_printf("%" G_GUINT64_FORMAT, id);
+}
+
+int execute_open_spool(Manager *m, uint64_t id, bool create) {
+        g_autofree char *name = id_name(id);
+        int fd;
+
+        if (create && mkdirat(m->spool_fd, name, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        fd = openat(m->spool_fd, name, O_RDONLY|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC);
+        return fd < 0 ? -errno : fd;
+}
+
+void execute_remove_files(Manager *m, uint64_t id) {
+        g_autofree char *name = id_name(id);
+
+        (void) rm_rf_at(m->spool_fd, name);
+        (void) rm_rf_at(m->workspaces_fd, name);
+}
+
+/* ---- building the RunSpec ---- */
+
+typedef struct Launch {
+        char **argv;
+        char **env;
+        char *cwd;
+        uid_t uid;
+        gid_t gid;
+        GArray *groups;
+        int stdin_fd;
+        char *workspace;
+} Launch;
+
+static void launch_done(Launch *l) {
+        g_strfreev(l->argv);
+        g_strfreev(l->env);
+        g_free(l->cwd);
+        if (l->groups)
+                g_array_unref(l->groups);
+        if (l->stdin_fd >= 0)
+                (void) close(l->stdin_fd);
+        g_free(l->workspace);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Launch, launch_done)
+
+/* argv, cwd and env of an exec job, from its (validated) parameters */
+static gboolean launch_from_exec_parameters(Launch *l, const char *parameters, GError **error) {
+        g_autoptr(JsonParser) parser = json_parser_new_immutable();
+        g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
+        g_autoptr(GPtrArray) env = g_ptr_array_new_with_free_func(g_free);
+        JsonObject *o;
+        JsonArray *a;
+        JsonNode *n;
+
+        if (!json_parser_load_from_data(parser, parameters, -1, error))
+                return FALSE;
+        o = json_node_get_object(json_parser_get_root(parser));
+        a = json_object_get_array_member(o, "argv");
+        for (guint i = 0; i < json_array_get_length(a); i++)
+                g_ptr_array_add(argv, g_strdup(json_array_get_string_element(a, i)));
+        g_ptr_array_add(argv, NULL);
+
+        n = json_object_get_member(o, "cwd");
+        if (n)
+                l->cwd = g_strdup(json_node_get_string(n));
+        n = json_object_get_member(o, "env");
+        if (n) {
+                JsonObject *e = json_node_get_object(n);
+                g_autoptr(GList) names = json_object_get_members(e);
+                for (GList *i = names; i; i = i->next)
+                        g_ptr_array_add(env, g_strdup_printf("%s=%s", (const char *) i->data,
+                                                             json_object_get_string_member(e, i->data)));
+        }
+        g_ptr_array_add(env, NULL);
+
+        l->argv = (char **) g_ptr_array_free(g_steal_pointer(&argv), FALSE);
+        l->env = (char **) g_ptr_array_free(g_steal_pointer(&env), FALSE);
+        return TRUE;
+}
+
+static gboolean launch_credentials(Launch *l, const Job *j, const JobType *t, GError **error) {
+        struct passwd pw, *result = NULL;
+        char buf[4096];
+        int n = 64;
+
+        l->groups = g_array_new(FALSE, FALSE, sizeof(gid_t));
+        if (t->builtin) {
+                if (j->gid == (gid_t) -1)
+                        return g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NOENT,
+                                           "uid %u has no entry in the user database; exec jobs run as "
+                                           "their submitter and need one.", (unsigned) j->owner), FALSE;
+                l->uid = j->owner;
+                l->gid = j->gid;
+                g_array_append_vals(l->groups, j->groups->data, j->groups->len);
+                return TRUE;
+        }
+        if (!t->user) {
+                l->uid = 0;
+                l->gid = 0;
+                return TRUE;
+        }
+
+        if (g_ascii_isdigit(t->user[0]))
+                (void) getpwuid_r((uid_t) g_ascii_strtoull(t->user, NULL, 10), &pw, buf, sizeof(buf), &result);
+        else
+                (void) getpwnam_r(t->user, &pw, buf, sizeof(buf), &result);
+        if (!result)
+                return g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NOENT,
+                                   "User=%s of type %s does not exist.", t->user, t->name), FALSE;
+        l->uid = result->pw_uid;
+        l->gid = result->pw_gid;
+        g_array_set_size(l->groups, n);
+        if (getgrouplist(result->pw_name, result->pw_gid, (gid_t *) (void *) l->groups->data, &n) < 0) {
+                g_array_set_size(l->groups, n);
+                (void) getgrouplist(result->pw_name, result->pw_gid, (gid_t *) (void *) l->groups->data, &n);
+        }
+        g_array_set_size(l->groups, n > 0 ? (guint) n : 0);
+        return TRUE;
+}
+
+static gboolean launch_workspace(Launch *l, Manager *m, const Job *j, GError **error) {
+        g_autofree char *name = id_name(j->id);
+        g_autofree char *outputs = g_build_filename(name, "outputs", NULL);
+
+        /* a retry starts from a clean workspace */
+        (void) rm_rf_at(m->workspaces_fd, name);
+        if (mkdirat(m->workspaces_fd, name, 0700) < 0 ||
+            fchownat(m->workspaces_fd, name, l->uid, l->gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+            mkdirat(m->workspaces_fd, outputs, 0700) < 0 ||
+            fchownat(m->workspaces_fd, outputs, l->uid, l->gid, AT_SYMLINK_NOFOLLOW) < 0)
+                return g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
+                                   "Failed to create the workspace: %s", g_strerror(errno)), FALSE;
+        l->workspace = g_build_filename(m->state_dir, "workspaces", name, NULL);
+        return TRUE;
+}
+
+static gboolean launch_stdin(Launch *l, const Job *j, const JobType *t, GError **error) {
+        int fd;
+
+        l->stdin_fd = -1;
+        if (t->builtin || t->stdin_mode != JOBTYPE_STDIN_PARAMETERS)
+                return TRUE;    /* input arrives with the workers' milestone */
+        fd = memfd_new_with_data("jobd-parameters", j->parameters ?: "{}", strlen(j->parameters ?: "{}"));
+        if (fd < 0)
+                return g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(-fd),
+                                   "Failed to pass the parameters on stdin: %s", g_strerror(-fd)), FALSE;
+        l->stdin_fd = fd;
+        return TRUE;
+}
+
+static gboolean launch_prepare(Launch *l, Manager *m, const Job *j, const JobType *t, GError **error) {
+        g_autoptr(GPtrArray) env = g_ptr_array_new_with_free_func(g_free);
+
+        if (t->builtin) {
+                if (!launch_from_exec_parameters(l, j->parameters, error))
+                        return FALSE;
+        } else {
+                l->argv = g_strdupv(t->exec);
+                l->env = g_new0(char *, 1);
+        }
+        if (!launch_credentials(l, j, t, error) || !launch_workspace(l, m, j, error) ||
+            !launch_stdin(l, j, t, error))
+                return FALSE;
+
+        for (char **e = l->env; *e; e++)
+                g_ptr_array_add(env, g_strdup(*e));
+        g_ptr_array_add(env, g_strdup_printf("JOBD_JOB_ID=%" G_GUINT64_FORMAT, j->id));
+        g_ptr_array_add(env, g_strdup_printf("JOBD_TYPE=%s", j->type));
+        g_ptr_array_add(env, g_strdup_printf("JOBD_TOKEN=%s", j->token));
+        g_ptr_array_add(env, g_strdup_printf("JOBD_ATTEMPT=%u", j->attempt));
+        g_ptr_array_add(env, g_strdup("JOBD_WORKSPACE=/tmp"));
+        g_ptr_array_add(env, NULL);
+        g_strfreev(l->env);
+        l->env = (char **) g_ptr_array_free(g_steal_pointer(&env), FALSE);
+        return TRUE;
+}
+
+/* ---- the runner's reports ---- */
+
+static Job *context_job(ExecContext *c) {
+        return manager_get_job(c->manager, c->id);
+}
+
+static void on_started(Execution *e, void *userdata) {
+        ExecContext *c = userdata;
+        Job *j = context_job(c);
+
+        if (j)
+                log_job(LOG_INFO, j->id, j->type, "Job %" G_GUINT64_FORMAT " started in %s.", j->id, j->unit);
+}
+
+static void on_log(Execution *e, const char *line, size_t size, void *userdata) {
+        ExecContext *c = userdata;
+        Job *j = context_job(c);
+        g_autofree char *id_field = NULL, *type_field = NULL, *message = NULL;
+        FollowStream *s;
+
+        if (!j)
+                return;
+        /* the journal takes bytes; the field carries the line as the job wrote it */
+        message = g_strdup_printf("MESSAGE=%.*s", (int) size, line);
+        id_field = g_strdup_printf("JOBD_JOB_ID=%" G_GUINT64_FORMAT, j->id);
+        type_field = g_strdup_printf("JOBD_TYPE=%s", j->type);
+        struct iovec iov[] = {
+                { .iov_base = message, .iov_len = strlen("MESSAGE=") + size },
+                { .iov_base = (char *) "PRIORITY=6", .iov_len = strlen("PRIORITY=6") },
+                { .iov_base = (char *) "SYSLOG_IDENTIFIER=jobd-job", .iov_len = strlen("SYSLOG_IDENTIFIER=jobd-job") },
+                { .iov_base = id_field, .iov_len = strlen(id_field) },
+                { .iov_base = type_field, .iov_len = strlen(type_field) },
+        };
+        (void) sd_journal_sendv(iov, G_N_ELEMENTS(iov));
+
+        s = manager_get_stream(c->manager, j, true);
+        if (s)
+                (void) follow_stream_log(s, line, size);
+}
+
+static char *result_from_stdout(const RunResult *r) {
+        g_autoptr(JsonNode) node = NULL;
+        g_autofree char *valid = NULL;
+
+        if (r->stdout_size == 0)
+                return g_strdup("null");
+        if (!r->stdout_truncated && strlen(r->stdout_data) == r->stdout_size && params_is_json(r->stdout_data))
+                return g_strdup(r->stdout_data);
+
+        /* not JSON: the text as a JSON string */
+        valid = g_utf8_make_valid(r->stdout_data, (gssize) r->stdout_size);
+        node = json_node_init_string(json_node_alloc(), valid);
+        return json_to_string(node, FALSE);
+}
+
+typedef struct Collect {
+        GPtrArray *names;
+        uint64_t total;
+        char *error;
+} Collect;
+
+static void collect_one(Manager *m, ExecContext *c, int from_fd, int to_fd, const char *name, Collect *col) {
+        _cleanup_(closep) int in = -1, out = -1;
+        struct stat st;
+        uint64_t copied;
+        int r;
+
+        if (!filename_is_plain(name)) {
+                log_job(LOG_WARNING, c->id, NULL, "Output name is not a plain file name, ignored.");
+                return;
+        }
+        in = openat(from_fd, name, O_RDONLY|O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC|O_NOCTTY);
+        if (in < 0 || fstat(in, &st) < 0 || !S_ISREG(st.st_mode) || (c->uid != 0 && st.st_uid != c->uid)) {
+                /* symlinks (ELOOP), devices, fifos and files the job's user does not own (a hard
+                 * link to something else) are never read with jobd's privileges */
+                log_job(LOG_WARNING, c->id, NULL, "Output '%s' is not a regular file of the job's user, refused.", name);
+                return;
+        }
+        if (col->names->len >= EXECUTE_OUTPUTS_MAX || (uint64_t) st.st_size > m->config.output_quota_bytes - col->total) {
+                if (!col->error)
+                        col->error = g_strdup_printf("outputs exceed OutputQuotaBytes=%" G_GUINT64_FORMAT
+                                                     " bytes or %u files", m->config.output_quota_bytes,
+                                                     EXECUTE_OUTPUTS_MAX);
+                return;
+        }
+        out = openat(to_fd, name, O_WRONLY|O_CREAT|O_TRUNC|O_NOFOLLOW|O_CLOEXEC, 0600);
+        if (out < 0) {
+                log_job(LOG_WARNING, c->id, NULL, "Failed to store output '%s': %s", name, g_strerror(errno));
+                return;
+        }
+        r = copy_bytes(in, out, m->config.output_quota_bytes - col->total, &copied);
+        if (r < 0) {
+                (void) unlinkat(to_fd, name, 0);
+                if (!col->error && r == -EFBIG)
+                        col->error = g_strdup_printf("outputs exceed OutputQuotaBytes=%" G_GUINT64_FORMAT " bytes",
+                                                     m->config.output_quota_bytes);
+                return;
+        }
+        col->total += copied;
+        g_ptr_array_add(col->names, g_strdup(name));
+}
+
+static gint compare_names(gconstpointer a, gconstpointer b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* Copies workspace/outputs/ into spool/outputs/; sets o->outputs, or o->error past the quota. */
+static void collect_outputs(Manager *m, ExecContext *c, Outcome *o) {
+        g_autofree char *name = id_name(c->id);
+        g_autofree char *from = g_build_filename(name, "outputs", NULL);
+        _cleanup_(closep) int spool = -1, to = -1;
+        Collect col = { .names = g_ptr_array_new_with_free_func(g_free) };
+        struct dirent *de;
+        DIR *d;
+        int fd;
+
+        fd = openat(m->workspaces_fd, from, O_RDONLY|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC);
+        if (fd < 0 || !(d = fdopendir(fd))) {
+                if (fd >= 0)
+                        (void) close(fd);
+                g_ptr_array_unref(col.names);
+                return;
+        }
+        spool = execute_open_spool(m, c->id, true);
+        if (spool >= 0 && (mkdirat(spool, "outputs", 0700) >= 0 || errno == EEXIST))
+                to = openat(spool, "outputs", O_RDONLY|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC);
+        while (to >= 0 && (de = readdir(d)))
+                if (!g_str_equal(de->d_name, ".") && !g_str_equal(de->d_name, ".."))
+                        collect_one(m, c, dirfd(d), to, de->d_name, &col);
+        closedir(d);
+
+        g_ptr_array_sort(col.names, compare_names);
+        g_ptr_array_add(col.names, NULL);
+        o->outputs = (char **) g_ptr_array_free(col.names, FALSE);
+        if (col.error && o->status == JOB_SUCCEEDED) {
+                o->status = JOB_FAILED;
+                o->retryable = false;
+                g_clear_pointer(&o->result, g_free);
+        }
+        if (col.error) {
+                g_free(o->error);
+                o->error = col.error;
+        }
+}
+
+static void outcome_from_result(Outcome *o, const RunResult *r) {
+        o->exit_status = r->exit_status;
+        o->cpu_usage_nsec = r->cpu_usage_nsec;
+        o->memory_peak_bytes = r->memory_peak_bytes;
+
+        if (r->end == RUN_EXITED && r->exit_status == 0) {
+                o->status = JOB_SUCCEEDED;
+                o->result = result_from_stdout(r);
+                return;
+        }
+        o->status = r->end == RUN_CANCELLED ? JOB_CANCELLED : JOB_FAILED;
+        o->retryable = r->end != RUN_CANCELLED;
+        if (r->tasks_max_hit)
+                o->error = g_strdup_printf("%s; the job hit its TasksMax= limit (a fork was refused)",
+                                           r->error ?: "failed");
+        else
+                o->error = g_strdup(r->error ?: "failed");
+}
+
+static void on_done(Execution *e, const RunResult *r, void *userdata) {
+        g_autofree ExecContext *c = userdata;
+        Manager *m = c->manager;
+        g_auto(Outcome) o = {};
+        Job *j = context_job(c);
+
+        g_hash_table_remove(m->executions, &c->id);
+        if (!j)
+                return;
+
+        outcome_from_result(&o, r);
+        if (r->stdout_truncated)
+                log_job(LOG_WARNING, j->id, j->type, "Job %" G_GUINT64_FORMAT " wrote more than %u bytes on "
+                        "stdout; the Result holds the first ones as a string.", j->id, EXECUTE_RESULT_MAX);
+        collect_outputs(m, c, &o);
+        if (j->retention_usec == 0) {
+                g_autofree char *name = id_name(j->id);
+                (void) rm_rf_at(m->workspaces_fd, name);
+        }
+        manager_attempt_ended(m, j, &o);
+}
+
+void execute_start(Manager *m, Job *j) {
+        g_auto(Launch) l = { .stdin_fd = -1 };
+        g_autoptr(GError) error = NULL;
+        g_autofree char *unit = NULL, *description = NULL;
+        JobType *t = manager_get_type(m, j->type);
+        ExecContext *c;
+        Execution *e;
+        RunSpec spec;
+        int r;
+
+        if (!t || (!t->builtin && !t->exec)) {
+                g_auto(Outcome) o = { .status = JOB_FAILED, .exit_status = -1,
+                                      .error = g_strdup_printf("type %s is no longer configured to run locally",
+                                                               j->type) };
+                manager_attempt_ended(m, j, &o);
+                return;
+        }
+        if (!launch_prepare(&l, m, j, t, &error)) {
+                g_auto(Outcome) o = { .status = JOB_FAILED, .exit_status = -1, .retryable = true,
+                                      .error = g_strdup(error->message) };
+                manager_attempt_ended(m, j, &o);
+                return;
+        }
+
+        description = g_strdup_printf("jobd job %" G_GUINT64_FORMAT " (%s)", j->id, j->type);
+        spec = (RunSpec) {
+                .job_id = j->id,
+                .type = j->type,
+                .unit_name = j->unit,
+                .slice = m->user_mode ? NULL : "jobd.slice",
+                .description = description,
+                .argv = l.argv,
+                .env = l.env,
+                .cwd = l.cwd,
+                .uid = l.uid,
+                .gid = l.gid,
+                .groups = (const gid_t *) (void *) l.groups->data,
+                .n_groups = l.groups->len,
+                .nice = j->nice == JOB_NICE_UNSET ? t->nice : j->nice,
+                .stdin_fd = l.stdin_fd,
+                .workspace = l.workspace,
+                .memory_max = j->memory_max,
+                .tasks_max = j->tasks_max,
+                .cpu_quota_percent = j->cpu_quota_percent,
+                .runtime_max_usec = j->timeout_usec,
+                .stop_timeout_usec = EXECUTE_STOP_TIMEOUT_USEC,
+                .result_max = EXECUTE_RESULT_MAX,
+        };
+        c = g_new0(ExecContext, 1);
+        *c = (ExecContext) { .manager = m, .id = j->id, .uid = l.uid, .gid = l.gid };
+        r = runner_start(m->runner, &spec, on_started, on_log, on_done, c, &e);
+        if (r < 0) {
+                g_auto(Outcome) o = { .status = JOB_FAILED, .exit_status = -1, .retryable = true,
+                                      .error = g_strdup_printf("failed to start the scope: %s", g_strerror(-r)) };
+                g_free(c);
+                manager_attempt_ended(m, j, &o);
+                return;
+        }
+        g_hash_table_insert(m->executions, &c->id, e);
+}
+
+int execute_cancel(Manager *m, Job *j) {
+        Execution *e = g_hash_table_lookup(m->executions, &j->id);
+
+        if (!e)
+                return -ESRCH;
+        return execution_cancel(e);
+}
