@@ -59,6 +59,47 @@ int execute_open_spool(Manager *m, uint64_t id, bool create) {
         return fd < 0 ? -errno : fd;
 }
 
+typedef struct Expiry {
+        Manager *manager;
+        uint64_t id;
+} Expiry;
+
+static int on_workspace_expired(sd_event_source *s, uint64_t usec, void *userdata) {
+        Expiry *e = userdata;
+        g_autofree char *name = id_name(e->id);
+
+        (void) rm_rf_at(e->manager->workspaces_fd, name);
+        /* take the loop's reference back and drop it: the source (and e, by its destroy
+         * callback) goes once this dispatch is over */
+        (void) sd_event_source_set_floating(s, false);
+        sd_event_source_unref(s);
+        return 0;
+}
+
+void execute_expire_workspace(Manager *m, uint64_t id, uint64_t at_usec) {
+        g_autofree char *name = id_name(id);
+        sd_event_source *s;
+        Expiry *e;
+
+        if (at_usec == 0 || at_usec <= (uint64_t) g_get_real_time() || at_usec == UINT64_MAX) {
+                /* UINT64_MAX (infinity) keeps it until the job is purged */
+                if (at_usec != UINT64_MAX)
+                        (void) rm_rf_at(m->workspaces_fd, name);
+                return;
+        }
+        e = g_new0(Expiry, 1);
+        *e = (Expiry) { .manager = m, .id = id };
+        /* one floating source per kept workspace, owned by the loop: it dies with the loop if
+         * jobd stops first, and the next jobd sets it up again from the job's FinishedUSec */
+        if (sd_event_add_time(m->event, &s, CLOCK_REALTIME, at_usec, 0, on_workspace_expired, e) < 0) {
+                g_free(e);
+                return;
+        }
+        (void) sd_event_source_set_destroy_callback(s, g_free);
+        (void) sd_event_source_set_floating(s, true);
+        sd_event_source_unref(s);
+}
+
 void execute_remove_files(Manager *m, uint64_t id) {
         g_autofree char *name = id_name(id);
 
@@ -402,10 +443,8 @@ static void on_done(Execution *e, const RunResult *r, void *userdata) {
                 log_job(LOG_WARNING, j->id, j->type, "Job %" G_GUINT64_FORMAT " wrote more than %u bytes on "
                         "stdout; the Result holds the first ones as a string.", j->id, EXECUTE_RESULT_MAX);
         collect_outputs(m, c, &o);
-        if (j->retention_usec == 0) {
-                g_autofree char *name = id_name(j->id);
-                (void) rm_rf_at(m->workspaces_fd, name);
-        }
+        execute_expire_workspace(m, j->id, j->retention_usec == 0 ? 0 :
+                                 (uint64_t) g_get_real_time() + j->retention_usec);
         manager_attempt_ended(m, j, &o);
 }
 

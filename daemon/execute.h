@@ -40,5 +40,7 @@ int execute_cancel(Manager *m, Job *j);
 
 /* The job's spool folder (created on demand), an fd the caller closes; -errno on failure. */
 int execute_open_spool(Manager *m, uint64_t id, bool create);
+/* Removes the job's workspace at at_usec (CLOCK_REALTIME; 0 or past: now; UINT64_MAX: never). */
+void execute_expire_workspace(Manager *m, uint64_t id, uint64_t at_usec);
 /* Removes what a job left in the spool and the workspaces (when it is purged). */
 void execute_remove_files(Manager *m, uint64_t id);

@@ -342,7 +342,17 @@ static int on_snapshot(StoreWriter *w, void *userdata) {
 }
 
 static gboolean index_replayed(gpointer key, gpointer value, gpointer userdata) {
-        manager_index_job(userdata, value);
+        Manager *m = userdata;
+        Job *j = value;
+        char name[32];
+
+        manager_index_job(m, j);
+        /* a workspace kept by retention goes when that runs out, across restarts too */
+        g_snprintf(name, sizeof(name), "%" G_GUINT64_FORMAT, j->id);
+        if (job_status_is_finished(j->status) && j->retention_usec > 0 &&
+            faccessat(m->workspaces_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) >= 0)
+                execute_expire_workspace(m, j->id, j->retention_usec == UINT64_MAX ? UINT64_MAX :
+                                         j->finished_usec + j->retention_usec);
         return FALSE;
 }
 

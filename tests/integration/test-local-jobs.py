@@ -74,6 +74,13 @@ res = json.loads(str(p["Result"]))
 ok(res.startswith("700\n") and marker in res, "the workspace is 0700 and holds what the job wrote", res)
 ok(not os.path.exists(f"/var/lib/jobd/workspaces/{int(p['Id'])}"), "the workspace is removed at the end")
 
+jid = sh("echo kept > /tmp/file", retention_usec=dbus.UInt64(2_000_000))
+p = finished(jid)
+ws = f"/var/lib/jobd/workspaces/{jid}"
+ok(os.path.exists(ws + "/file"), "retention_usec keeps the workspace after the end")
+wait_for(lambda: not os.path.exists(ws), 10, "the kept workspace to expire")
+ok(True, "a kept workspace is removed when its retention runs out")
+
 # limits on the scope while it runs
 jid = sh("sleep 20")
 status_is(jid, "running")
