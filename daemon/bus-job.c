@@ -15,6 +15,10 @@
 #include "bus-job.h"
 #include "execute.h"
 #include "fs-util.h"
+#include "lease.h"
+#include "params.h"
+#include <sys/stat.h>
+#include <systemd/sd-journal.h>
 #include "bus-util.h"
 #include "jobd-names.h"
 #include "log.h"
@@ -282,10 +286,317 @@ static int method_progress(sd_bus_message *msg, void *userdata, sd_bus_error *er
         return sd_bus_reply_method_return(msg, NULL);
 }
 
-static int method_not_supported(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        return bus_refuse(error, JOBD_ERROR_NOT_SUPPORTED,
-                          "%s is part of the contract but not implemented by this version of jobd yet.",
-                          sd_bus_message_get_member(msg));
+/* A call on behalf of the current attempt: StaleToken (changing nothing) for any other. */
+static int refuse_stale(Job *j, const char *token, bool claimed_only, sd_bus_error *error) {
+        if (j->status == JOB_RUNNING && (!claimed_only || j->claimed) && token_matches(j, token))
+                return 0;
+        return bus_refuse(error, JOBD_ERROR_STALE_TOKEN,
+                          "This token is not the current attempt's of job %" G_GUINT64_FORMAT
+                          " (the job is %s, attempt %u); nothing was changed.",
+                          j->id, job_status_to_string(j->status), j->attempt);
+}
+
+static void on_worker_change_durable(Manager *m, int error, Job *j, void *userdata) {
+        sd_bus_message *msg = userdata;
+
+        if (error < 0)
+                (void) sd_bus_reply_method_errorf(msg, SD_BUS_ERROR_IO_ERROR,
+                                                  "The change was applied but could not be made durable yet "
+                                                  "(%s); jobd is rewriting its journal.", g_strerror(-error));
+        else
+                (void) sd_bus_reply_method_return(msg, NULL);
+        sd_bus_message_unref(msg);
+}
+
+static int method_heartbeat(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Job *j = userdata;
+        Manager *m = j->manager;
+        const char *token;
+        uint64_t extend;
+        int r;
+
+        r = sd_bus_message_read(msg, "st", &token, &extend);
+        if (r < 0)
+                return r;
+        r = refuse_stale(j, token, true, error);
+        if (r < 0)
+                return r;
+        if (extend > LEASE_EXTEND_MAX_USEC)
+                return bus_refuse(error, JOBD_ERROR_INVALID_PARAMETERS,
+                                  "extend_usec is %" G_GUINT64_FORMAT "; a lease is extended by at most a "
+                                  "day at a time (0: the type's lease length).", extend);
+        if (!manager_accepts_changes(m))
+                return BUS_REFUSE_STORE_FAILED(error);
+        lease_extend(m, j, (uint64_t) g_get_real_time() + (extend > 0 ? extend : lease_length(m, j)));
+        /* advisory for observers: the lease lives in memory, a restart re-arms the last durable one */
+        manager_commit(m, j, JOB_FIELD_BIT(JOB_FIELD_DEADLINE), NULL, NULL);
+        return sd_bus_reply_method_return(msg, "t", j->deadline_usec);
+}
+
+static int method_log(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Job *j = userdata;
+        const char *token, *data;
+        FollowStream *s;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &token, &data);
+        if (r < 0)
+                return r;
+        r = refuse_stale(j, token, true, error);
+        if (r < 0)
+                return r;
+        if (strlen(data) > LOG_DATA_MAX)
+                return bus_refuse(error, JOBD_ERROR_TOO_LARGE,
+                                  "Log data is %zu bytes; at most %u per call.", strlen(data), LOG_DATA_MAX);
+
+        s = manager_get_stream(j->manager, j, true);
+        for (const char *p = data; *p;) {
+                const char *nl = strchr(p, '\n');
+                size_t n = nl ? (size_t) (nl - p) : strlen(p);
+
+                sd_journal_send("MESSAGE=%.*s", (int) n, p, "PRIORITY=6", "SYSLOG_IDENTIFIER=jobd-job",
+                                "JOBD_JOB_ID=%" G_GUINT64_FORMAT, j->id, "JOBD_TYPE=%s", j->type,
+                                "JOBD_WORKER=%s", j->worker ?: "", NULL);
+                if (s)
+                        (void) follow_stream_log(s, p, n);
+                p += n + (nl ? 1 : 0);
+        }
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+typedef struct OutputFd {
+        char *name;
+        int fd;
+        uint64_t size;
+} OutputFd;
+
+static void output_fd_clear(gpointer p) {
+        g_free(((OutputFd *) p)->name);
+}
+
+/* Reads and checks Complete's options; the fds are borrowed from the message. */
+static int read_complete_options(sd_bus_message *msg, Manager *m, GArray *outputs, sd_bus_error *error) {
+        uint64_t total = 0;
+        const char *key;
+        int r;
+
+        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
+                r = sd_bus_message_read_basic(msg, 's', &key);
+                if (r < 0)
+                        return r;
+                if (!g_str_equal(key, "outputs"))
+                        return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                          "Unknown Complete option '%s'; the only one is outputs (a{sh}).", key);
+                r = bus_enter_option(msg, key, "a{sh}", error);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_enter_container(msg, 'a', "{sh}");
+                if (r < 0)
+                        return r;
+                while ((r = sd_bus_message_enter_container(msg, 'e', "sh")) > 0) {
+                        OutputFd o = {};
+                        const char *name;
+                        struct stat st;
+
+                        r = sd_bus_message_read(msg, "sh", &name, &o.fd);
+                        if (r < 0)
+                                return r;
+                        if (!filename_is_plain(name))
+                                return bus_refuse(error, JOBD_ERROR_INVALID_PARAMETERS,
+                                                  "Output name '%s' is not a plain file name (no '/', not '.' "
+                                                  "or '..', at most 255 bytes).", name);
+                        for (guint i = 0; i < outputs->len; i++)
+                                if (g_str_equal(g_array_index(outputs, OutputFd, i).name, name))
+                                        return bus_refuse(error, JOBD_ERROR_INVALID_PARAMETERS,
+                                                          "Output '%s' is given twice.", name);
+                        /* a pipe could keep the daemon reading forever */
+                        if (fstat(o.fd, &st) < 0 || !S_ISREG(st.st_mode))
+                                return bus_refuse(error, JOBD_ERROR_INVALID_PARAMETERS,
+                                                  "Output '%s' is not a regular file or memfd; pass one of "
+                                                  "those (a pipe cannot be copied without blocking).", name);
+                        o.size = (uint64_t) st.st_size;
+                        if (outputs->len >= EXECUTE_OUTPUTS_MAX || o.size > m->config.output_quota_bytes - total)
+                                return bus_refuse(error, JOBD_ERROR_TOO_LARGE,
+                                                  "Outputs exceed OutputQuotaBytes=%" G_GUINT64_FORMAT
+                                                  " bytes or %u files.", m->config.output_quota_bytes,
+                                                  EXECUTE_OUTPUTS_MAX);
+                        total += o.size;
+                        o.name = g_strdup(name);
+                        g_array_append_val(outputs, o);
+                        r = sd_bus_message_exit_container(msg);
+                        if (r < 0)
+                                return r;
+                }
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(msg);         /* a{sh} */
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(msg); /* variant */
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(msg); /* entry */
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(msg);
+}
+
+/* Copies the outputs into spool/ID/outputs: first under temporary names, then renamed, so a
+ * failure half way leaves nothing. */
+static int store_outputs(Manager *m, Job *j, GArray *outputs, char ***ret_names) {
+        g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+        _cleanup_(closep) int spool = -1, dir = -1;
+        int r = 0;
+
+        spool = execute_open_spool(m, j->id, true);
+        if (spool < 0)
+                return spool;
+        if (mkdirat(spool, "outputs", 0700) < 0 && errno != EEXIST)
+                return -errno;
+        dir = openat(spool, "outputs", O_RDONLY|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC);
+        if (dir < 0)
+                return -errno;
+
+        for (guint i = 0; r >= 0 && i < outputs->len; i++) {
+                OutputFd *o = &g_array_index(outputs, OutputFd, i);
+                g_autofree char *tmp = g_strdup_printf(".tmp-%u", i);
+                _cleanup_(closep) int in = -1, out = -1;
+
+                in = fcntl(o->fd, F_DUPFD_CLOEXEC, 3);
+                out = openat(dir, tmp, O_WRONLY|O_CREAT|O_TRUNC|O_NOFOLLOW|O_CLOEXEC, 0600);
+                if (in < 0 || out < 0 || lseek(in, 0, SEEK_SET) < 0)
+                        r = -errno;
+                else
+                        r = copy_bytes(in, out, o->size, NULL);
+        }
+        for (guint i = 0; i < outputs->len; i++) {
+                g_autofree char *tmp = g_strdup_printf(".tmp-%u", i);
+                const char *name = g_array_index(outputs, OutputFd, i).name;
+
+                if (r >= 0 && renameat(dir, tmp, dir, name) >= 0)
+                        g_ptr_array_add(names, g_strdup(name));
+                else
+                        (void) unlinkat(dir, tmp, 0);
+        }
+        if (r < 0)
+                return r;
+        g_ptr_array_add(names, NULL);
+        *ret_names = (char **) g_ptr_array_free(g_steal_pointer(&names), FALSE);
+        return 0;
+}
+
+static int method_complete(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Job *j = userdata;
+        Manager *m = j->manager;
+        g_autoptr(GArray) outputs = g_array_new(FALSE, TRUE, sizeof(OutputFd));
+        g_auto(Outcome) o = { .status = JOB_SUCCEEDED, .exit_status = 0 };
+        const char *token, *result;
+        int r;
+
+        g_array_set_clear_func(outputs, output_fd_clear);
+        r = sd_bus_message_read(msg, "ss", &token, &result);
+        if (r < 0)
+                return r;
+        r = refuse_stale(j, token, true, error);
+        if (r < 0)
+                return r;
+        if (strlen(result) > EXECUTE_RESULT_MAX)
+                return bus_refuse(error, JOBD_ERROR_TOO_LARGE,
+                                  "The result is %zu bytes; the limit is %u. Return large data as an output.",
+                                  strlen(result), EXECUTE_RESULT_MAX);
+        if (!params_is_json(*result ? result : "null"))
+                return bus_refuse(error, JOBD_ERROR_INVALID_PARAMETERS,
+                                  "The result is not valid JSON; send JSON text, e.g. a JSON string.");
+        r = read_complete_options(msg, m, outputs, error);
+        if (r < 0)
+                return r;
+        if (!manager_accepts_changes(m))
+                return BUS_REFUSE_STORE_FAILED(error);
+
+        r = store_outputs(m, j, outputs, &o.outputs);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, -r, "Failed to store the outputs: %s", g_strerror(-r));
+        o.result = g_strdup(*result ? result : "null");
+        manager_attempt_ended_full(m, j, &o, on_worker_change_durable, sd_bus_message_ref(msg));
+        return 1;
+}
+
+static int method_fail(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Job *j = userdata;
+        Manager *m = j->manager;
+        g_auto(Outcome) o = { .status = JOB_FAILED, .exit_status = -1, .retryable = true };
+        const char *token, *text, *key;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &token, &text);
+        if (r < 0)
+                return r;
+        r = refuse_stale(j, token, true, error);
+        if (r < 0)
+                return r;
+        if (strlen(text) > ERROR_TEXT_MAX)
+                return bus_refuse(error, JOBD_ERROR_TOO_LARGE,
+                                  "The error text is %zu bytes; the limit is %u.", strlen(text), ERROR_TEXT_MAX);
+        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
+                r = sd_bus_message_read_basic(msg, 's', &key);
+                if (r < 0)
+                        return r;
+                if (g_str_equal(key, "retry")) {
+                        int b;
+                        r = bus_enter_option(msg, key, "b", error);
+                        if (r >= 0)
+                                r = sd_bus_message_read_basic(msg, 'b', &b);
+                        o.retryable = b;
+                } else if (g_str_equal(key, "retry_after_usec")) {
+                        r = bus_enter_option(msg, key, "t", error);
+                        if (r >= 0)
+                                r = sd_bus_message_read_basic(msg, 't', &o.retry_after_usec);
+                } else
+                        return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                          "Unknown Fail option '%s'; use retry (b) or retry_after_usec (t).", key);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(msg);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(msg);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        if (!manager_accepts_changes(m))
+                return BUS_REFUSE_STORE_FAILED(error);
+
+        o.error = g_strdup(*text ? text : "the worker reported a failure");
+        manager_attempt_ended_full(m, j, &o, on_worker_change_durable, sd_bus_message_ref(msg));
+        return 1;
+}
+
+static int method_release(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Job *j = userdata;
+        const char *token;
+        uint64_t delay;
+        int r;
+
+        r = sd_bus_message_read(msg, "st", &token, &delay);
+        if (r < 0)
+                return r;
+        r = refuse_stale(j, token, true, error);
+        if (r < 0)
+                return r;
+        if (delay > LEASE_EXTEND_MAX_USEC)
+                return bus_refuse(error, JOBD_ERROR_INVALID_PARAMETERS,
+                                  "delay_usec is %" G_GUINT64_FORMAT "; at most a day.", delay);
+        if (!manager_accepts_changes(j->manager))
+                return BUS_REFUSE_STORE_FAILED(error);
+        manager_release(j->manager, j, delay, on_worker_change_durable, sd_bus_message_ref(msg));
+        return 1;
 }
 
 static const sd_bus_vtable job_vtable[] = {
@@ -324,17 +635,17 @@ static const sd_bus_vtable job_vtable[] = {
                                 method_get_output, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Heartbeat", SD_BUS_ARGS("s", token, "t", extend_usec),
                                 SD_BUS_RESULT("t", deadline_usec),
-                                method_not_supported, SD_BUS_VTABLE_UNPRIVILEGED),
+                                method_heartbeat, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Progress", SD_BUS_ARGS("s", token, "u", percent, "s", message),
                                 SD_BUS_NO_RESULT, method_progress, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Log", SD_BUS_ARGS("s", token, "s", data), SD_BUS_NO_RESULT,
-                                method_not_supported, SD_BUS_VTABLE_UNPRIVILEGED),
+                                method_log, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Complete", SD_BUS_ARGS("s", token, "s", result, "a{sv}", options),
-                                SD_BUS_NO_RESULT, method_not_supported, SD_BUS_VTABLE_UNPRIVILEGED),
+                                SD_BUS_NO_RESULT, method_complete, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Fail", SD_BUS_ARGS("s", token, "s", error, "a{sv}", options),
-                                SD_BUS_NO_RESULT, method_not_supported, SD_BUS_VTABLE_UNPRIVILEGED),
+                                SD_BUS_NO_RESULT, method_fail, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Release", SD_BUS_ARGS("s", token, "t", delay_usec), SD_BUS_NO_RESULT,
-                                method_not_supported, SD_BUS_VTABLE_UNPRIVILEGED),
+                                method_release, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("Progress", SD_BUS_ARGS("u", percent, "s", message), 0),
         SD_BUS_VTABLE_END
 };

@@ -8,6 +8,8 @@
 
 #define FOLLOW_MAX_PER_JOB 64u
 #define PROGRESS_MESSAGE_MAX 4096u
+#define LOG_DATA_MAX (64u * 1024u)
+#define ERROR_TEXT_MAX 4096u
 
 int bus_job_register(Manager *m);
 /* Sends PropertiesChanged for j->changed and clears it. */

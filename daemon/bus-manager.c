@@ -8,11 +8,14 @@
 
 #include <errno.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bus-manager.h"
 #include "bus-util.h"
 #include "jobd-names.h"
+#include "lease.h"
 #include "log.h"
 #include "params.h"
 
@@ -99,6 +102,31 @@ static int parse_unsupported(sd_bus_message *msg, const char *key, Job *j, const
         return bus_refuse(error, JOBD_ERROR_NOT_SUPPORTED,
                           "Option '%s' is part of the contract but not implemented by this version "
                           "of jobd yet; submit without it.", key);
+}
+
+/* Only what can be copied without waiting on a writer: a regular file or a memfd. */
+static int parse_input(sd_bus_message *msg, const char *key, Job *j, const JobType *t,
+                       Manager *m, sd_bus_error *error) {
+        struct stat st;
+        int fd, r;
+
+        r = sd_bus_message_read_basic(msg, 'h', &fd);
+        if (r < 0)
+                return r;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                  "Option 'input' must be a regular file or a memfd, not a pipe or socket "
+                                  "(jobd copies it before answering and must not wait on a writer).");
+        if ((uint64_t) st.st_size > m->config.max_input_bytes)
+                return bus_refuse(error, JOBD_ERROR_TOO_LARGE,
+                                  "The input is %" G_GUINT64_FORMAT " bytes; the limit is %" G_GUINT64_FORMAT
+                                  " (MaxInputBytes= in jobd.conf).", (uint64_t) st.st_size,
+                                  m->config.max_input_bytes);
+        j->input_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (j->input_fd < 0)
+                return -errno;
+        j->has_input = true;
+        return 0;
 }
 
 static int parse_key_string(sd_bus_message *msg, const char *key, Job *j, const JobType *t,
@@ -225,7 +253,7 @@ static const struct {
         { "after",              "at",    parse_after },
         { "lock",               "s",     parse_key_string },
         { "unique_key",         "s",     parse_key_string },
-        { "input",              "h",     parse_unsupported },
+        { "input",              "h",     parse_input },
         { "resources",          "a{sv}", parse_resources },
         { "retention_usec",     "t",     parse_retention },
         { "expire_usec",        "t",     parse_unsupported },
@@ -353,6 +381,16 @@ static int method_submit(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                                   "You have %u unfinished jobs; the limit is %u (MaxPendingPerUser= in "
                                   "jobd.conf). Wait for some to finish or cancel some.",
                                   manager_n_unfinished_of(m, caller.uid), m->config.max_pending_per_user);
+
+        if (j->input_fd >= 0) {
+                r = manager_spool_input(m, j);
+                if (r == -EFBIG)
+                        return bus_refuse(error, JOBD_ERROR_TOO_LARGE,
+                                          "The input grew past MaxInputBytes=%" G_GUINT64_FORMAT " while it "
+                                          "was copied.", m->config.max_input_bytes);
+                if (r < 0)
+                        return sd_bus_error_set_errnof(error, -r, "Failed to copy the input: %s", g_strerror(-r));
+        }
 
         manager_submit(m, g_steal_pointer(&j), on_submitted, sd_bus_message_ref(msg));
         return 1;
@@ -701,6 +739,94 @@ static int method_not_supported(sd_bus_message *msg, void *userdata, sd_bus_erro
         return refuse_not_supported(msg, error);
 }
 
+/* ---- Claim ---- */
+
+static int check_claim_type(Manager *m, const Caller *caller, const char *name, sd_bus_error *error) {
+        JobType *t = manager_get_type(m, name);
+
+        if (!t)
+                return bus_refuse(error, JOBD_ERROR_UNKNOWN_TYPE,
+                                  "Unknown job type '%s'; `jobctl types` lists the configured ones.", name);
+        if (t->builtin || t->exec)
+                return bus_refuse(error, JOBD_ERROR_INVALID_PARAMETERS,
+                                  "Type '%s' runs locally (Exec=); only types without Exec= are worked by "
+                                  "external workers.", name);
+        /* empty lists: root only, a worker is trusted with other people's parameters */
+        if (caller->uid != 0 && !caller_in_lists(caller, t->worker_users, t->worker_groups))
+                return bus_refuse(error, JOBD_ERROR_ACCESS_DENIED,
+                                  "Type '%s' is worked only by root and the users and groups in its "
+                                  "WorkerUsers= and WorkerGroups=; uid %u is in neither.",
+                                  name, (unsigned) caller->uid);
+        return 0;
+}
+
+static int method_claim(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        g_auto(Caller) caller = {};
+        g_auto(GStrv) types = NULL;
+        uint64_t wait_usec;
+        bool track = false;
+        const char *key;
+        size_t n;
+        int r;
+
+        r = sd_bus_message_read_strv(msg, &types);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(msg, "t", &wait_usec);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
+                r = sd_bus_message_read_basic(msg, 's', &key);
+                if (r < 0)
+                        return r;
+                if (!g_str_equal(key, "track"))
+                        return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                          "Unknown Claim option '%s'; the only one is track (b).", key);
+                r = bus_enter_option(msg, key, "b", error);
+                if (r < 0)
+                        return r;
+                int b;
+                r = sd_bus_message_read_basic(msg, 'b', &b);
+                if (r < 0)
+                        return r;
+                track = b;
+                r = sd_bus_message_exit_container(msg);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(msg);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(msg);
+        if (r < 0)
+                return r;
+
+        n = g_strv_length(types);
+        if (n == 0 || n > CLAIM_TYPES_MAX)
+                return bus_refuse(error, JOBD_ERROR_INVALID_PARAMETERS,
+                                  "Claim takes 1 to %u types, not %zu.", CLAIM_TYPES_MAX, n);
+        if (wait_usec > CLAIM_WAIT_MAX_USEC)
+                return bus_refuse(error, JOBD_ERROR_INVALID_PARAMETERS,
+                                  "wait_usec is %" G_GUINT64_FORMAT "; at most one hour (%" G_GUINT64_FORMAT
+                                  ") a Claim may wait. Claim again after it.", wait_usec, CLAIM_WAIT_MAX_USEC);
+        r = bus_query_caller(msg, m->callers, &caller);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                r = check_claim_type(m, &caller, types[i], error);
+                if (r < 0)
+                        return r;
+        }
+        if (!manager_accepts_changes(m))
+                return BUS_REFUSE_STORE_FAILED(error);
+        return lease_claim(m, msg, types, wait_usec, track, error);
+}
+
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_ARGS("Submit",
@@ -714,7 +840,7 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("Claim",
                                 SD_BUS_ARGS("as", types, "t", wait_usec, "a{sv}", options),
                                 SD_BUS_RESULT("t", id, "s", token, "s", type, "s", parameters, "a{sv}", info),
-                                method_not_supported, SD_BUS_VTABLE_UNPRIVILEGED),
+                                method_claim, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetStats",
                                 SD_BUS_ARGS("s", type),
                                 SD_BUS_RESULT("a{sv}", stats),

@@ -223,12 +223,22 @@ static gboolean launch_workspace(Launch *l, Manager *m, const Job *j, GError **e
         return TRUE;
 }
 
-static gboolean launch_stdin(Launch *l, const Job *j, const JobType *t, GError **error) {
+static gboolean launch_stdin(Launch *l, Manager *m, const Job *j, const JobType *t, GError **error) {
         int fd;
 
         l->stdin_fd = -1;
+        if (j->has_input && (t->builtin || t->stdin_mode == JOBTYPE_STDIN_INPUT)) {
+                _cleanup_(closep) int spool = execute_open_spool(m, j->id, false);
+
+                fd = spool >= 0 ? openat(spool, "input", O_RDONLY|O_NOFOLLOW|O_CLOEXEC|O_NOCTTY) : -1;
+                if (fd < 0)
+                        return g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NOENT,
+                                           "The job's input is gone from the spool."), FALSE;
+                l->stdin_fd = fd;
+                return TRUE;
+        }
         if (t->builtin || t->stdin_mode != JOBTYPE_STDIN_PARAMETERS)
-                return TRUE;    /* input arrives with the workers' milestone */
+                return TRUE;
         fd = memfd_new_with_data("jobd-parameters", j->parameters ?: "{}", strlen(j->parameters ?: "{}"));
         if (fd < 0)
                 return g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(-fd),
@@ -248,7 +258,7 @@ static gboolean launch_prepare(Launch *l, Manager *m, const Job *j, const JobTyp
                 l->env = g_new0(char *, 1);
         }
         if (!launch_credentials(l, j, t, error) || !launch_workspace(l, m, j, error) ||
-            !launch_stdin(l, j, t, error))
+            !launch_stdin(l, m, j, t, error))
                 return FALSE;
 
         for (char **e = l->env; *e; e++)

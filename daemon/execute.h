@@ -27,6 +27,7 @@ typedef struct Outcome {
         char *error;
         char **outputs;
         uint64_t cpu_usage_nsec, memory_peak_bytes;
+        uint64_t retry_after_usec;      /* a worker's Fail: instead of the backoff; 0: backoff */
 } Outcome;
 
 void outcome_done(Outcome *o);

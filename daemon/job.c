@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "jobd-names.h"
 #include "job.h"
@@ -56,6 +57,7 @@ Job *job_new(uint64_t id) {
         j->memory_max = UINT64_MAX;
         j->tasks_max = UINT64_MAX;
         j->nice = JOB_NICE_UNSET;
+        j->input_fd = -1;
         j->groups = g_array_new(FALSE, FALSE, sizeof(gid_t));
         j->after = g_array_new(FALSE, FALSE, sizeof(uint64_t));
         return j;
@@ -80,6 +82,9 @@ Job *job_free(Job *j) {
         if (j->token)
                 explicit_bzero(j->token, strlen(j->token));
         g_free(j->token);
+        g_free(j->input_tmp);
+        if (j->input_fd >= 0)
+                (void) close(j->input_fd);
         return g_free(j), NULL;
 }
 
@@ -164,6 +169,8 @@ static const FieldInfo field_table[] = {
         F(TASKS_MAX, U64, tasks_max),
         F(NICE, I32, nice),
         F(TOKEN, STRING, token),
+        F(TRACKED, U32, tracked),
+        F(HAS_INPUT, U32, has_input),
 };
 #undef F
 

@@ -66,6 +66,8 @@ typedef enum JobField {
         JOB_FIELD_TASKS_MAX,
         JOB_FIELD_NICE,
         JOB_FIELD_TOKEN,
+        JOB_FIELD_TRACKED,
+        JOB_FIELD_HAS_INPUT,
         _JOB_FIELD_MAX,
 } JobField;
 
@@ -101,12 +103,18 @@ typedef struct Job {
         uint32_t cpu_quota_percent;      /* 0: unset */
         int32_t nice;                    /* JOB_NICE_UNSET: the type's */
         char *token;                     /* the current attempt's secret; never a property */
+        uint32_t tracked;                /* the claim asked for track: lost when its worker leaves */
+        uint32_t has_input;              /* spool/ID/input holds the Submit's input */
 
         /* runtime only */
         struct Manager *manager;        /* borrowed back-pointer, set when linked */
         uint64_t changed;               /* JOB_FIELD_BIT mask not yet announced on the bus */
         void *sched_node;               /* the scheduler's handle while queued */
         bool sched_timed;               /* … in the timed set (scheduled), not a type's queue */
+        bool claimed;                   /* running attempt held by an external worker */
+        void *lease_node;               /* the manager's lease set, while claimed */
+        char *input_tmp;                /* Submit: the input copied into the spool, until linked */
+        int input_fd;                   /* Submit: the caller's input fd, until copied */
 } Job;
 
 const char *job_status_to_string(JobStatus s);

@@ -23,7 +23,9 @@
 #include "bus-util.h"
 #include "config.h"
 #include "execute.h"
+#include "fs-util.h"
 #include "jobd-names.h"
+#include "lease.h"
 #include "log.h"
 #include "manager.h"
 
@@ -35,6 +37,7 @@ static void running_count_add(Manager *m, const char *type, int delta);
 static void manager_arm_due(Manager *m);
 static void manager_recover_running(Manager *m);
 static int open_state_subdir(int dir_fd, const char *name, int *ret_fd);
+static void link_input(Manager *m, Job *j);
 
 /* META record tags */
 enum {
@@ -154,6 +157,8 @@ int manager_new(Manager **ret, bool user_mode) {
         (void) sd_event_source_set_enabled(m->dispatch_source, SD_EVENT_OFF);
         (void) sd_event_source_set_description(m->dispatch_source, "dispatch");
 
+        lease_setup(m);
+
         r = sd_event_add_time(m->event, &m->due_source, CLOCK_REALTIME, UINT64_MAX, 0, on_due, m);
         if (r < 0)
                 return r;
@@ -177,6 +182,7 @@ Manager *manager_free(Manager *m) {
          * the runner drops its executions without calling back, so their contexts go here */
         g_hash_table_foreach(m->executions, free_execution_context, NULL);
         runner_free(m->runner);
+        lease_teardown(m);
         g_hash_table_unref(m->streams);
         for (size_t i = 0; i < G_N_ELEMENTS(m->slots); i++)
                 sd_bus_slot_unref(m->slots[i]);
@@ -229,7 +235,9 @@ static void manager_index_job(Manager *m, Job *j) {
                 owner_count_add(m, j->owner, +1);
         if (j->status == JOB_PENDING || j->status == JOB_SCHEDULED)
                 scheduler_add(m->scheduler, j);
-        if (j->status == JOB_RUNNING)
+        /* a running attempt with a worker and no scope is an external worker's */
+        j->claimed = j->status == JOB_RUNNING && j->worker && !j->unit;
+        if (j->status == JOB_RUNNING && !j->claimed)
                 running_count_add(m, j->type, +1);
         if (j->id >= m->next_id)
                 m->next_id = j->id + 1;
@@ -439,6 +447,7 @@ static int manager_connect_bus(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the runner: %m");
         manager_recover_running(m);
+        lease_recover(m);
 
         r = sd_bus_request_name(m->bus, JOBD_BUS_NAME, 0);
         if (r < 0)
@@ -492,12 +501,15 @@ static void on_submit_durable(int error, void *userdata) {
         if (error < 0) {
                 log_error_errno(error, "Failed to make job %" G_GUINT64_FORMAT " durable: %m", j->id);
                 owner_count_add(m, j->owner, -1);
+                if (j->input_tmp)
+                        (void) unlinkat(m->spool_fd, j->input_tmp, 0);
                 job_free(j);
                 if (p->done)
                         p->done(m, error, NULL, p->userdata);
                 return;
         }
 
+        link_input(m, j);
         g_tree_insert(m->jobs, &j->id, j);
         j->manager = m;
         if (j->status == JOB_PENDING) {
@@ -529,6 +541,47 @@ void manager_submit(Manager *m, Job *j, ManagerDoneFn done, void *userdata) {
                 return;
         }
         m->next_id++;
+}
+
+int manager_spool_input(Manager *m, Job *j) {
+        g_autofree char *name = NULL;
+        _cleanup_(closep) int out = -1;
+        uint8_t rnd[8];
+        int r;
+
+        if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+                return -errno;
+        name = g_strdup_printf(".input-%02x%02x%02x%02x%02x%02x%02x%02x",
+                               rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+        out = openat(m->spool_fd, name, O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC, 0600);
+        if (out < 0)
+                return -errno;
+        /* from the start, whatever the caller's offset: a blocking copy, bounded by MaxInputBytes */
+        if (lseek(j->input_fd, 0, SEEK_SET) < 0)
+                r = -errno;
+        else
+                r = copy_bytes(j->input_fd, out, m->config.max_input_bytes, NULL);
+        (void) close(j->input_fd);
+        j->input_fd = -1;
+        if (r < 0) {
+                (void) unlinkat(m->spool_fd, name, 0);
+                return r;
+        }
+        j->input_tmp = g_steal_pointer(&name);
+        return 0;
+}
+
+/* Moves the spooled input under the job's folder, now that the job exists. */
+static void link_input(Manager *m, Job *j) {
+        _cleanup_(closep) int dir = -1;
+
+        if (!j->input_tmp)
+                return;
+        dir = execute_open_spool(m, j->id, true);
+        if (dir < 0 || renameat(m->spool_fd, j->input_tmp, dir, "input") < 0)
+                log_job(LOG_ERR, j->id, j->type, "Failed to keep the input of job %" G_GUINT64_FORMAT ": %s",
+                        j->id, g_strerror(dir < 0 ? -dir : errno));
+        g_clear_pointer(&j->input_tmp, g_free);
 }
 
 bool manager_accepts_changes(Manager *m) {
@@ -732,6 +785,7 @@ static int on_dispatch(sd_event_source *source, void *userdata) {
                 return 0;       /* the store's recovery queues a dispatch when it is back */
         while (m->n_running < m->config.max_running && (j = pick_next(m)))
                 start_attempt(m, j);
+        lease_serve_waiters(m);
         return 0;
 }
 
@@ -767,6 +821,10 @@ static uint64_t retry_backoff(const Job *j) {
 }
 
 void manager_attempt_ended(Manager *m, Job *j, Outcome *o) {
+        manager_attempt_ended_full(m, j, o, NULL, NULL);
+}
+
+void manager_attempt_ended_full(Manager *m, Job *j, Outcome *o, ManagerDoneFn done, void *userdata) {
         uint64_t mask = JOB_FIELD_BIT(JOB_FIELD_EXIT_STATUS) | JOB_FIELD_BIT(JOB_FIELD_CPU_USAGE) |
                         JOB_FIELD_BIT(JOB_FIELD_MEMORY_PEAK) | JOB_FIELD_BIT(JOB_FIELD_ERROR) |
                         JOB_FIELD_BIT(JOB_FIELD_RESULT) | JOB_FIELD_BIT(JOB_FIELD_OUTPUTS) |
@@ -774,7 +832,11 @@ void manager_attempt_ended(Manager *m, Job *j, Outcome *o) {
         FollowStream *s = manager_get_stream(m, j, false);
 
         g_assert(j->status == JOB_RUNNING);
-        running_count_add(m, j->type, -1);
+        if (j->claimed)
+                lease_attempt_over(m, j);
+        else
+                running_count_add(m, j->type, -1);
+        j->claimed = false;
         g_hash_table_remove(m->cancel_requested, &j->id);
 
         j->exit_status = o->exit_status;
@@ -791,7 +853,7 @@ void manager_attempt_ended(Manager *m, Job *j, Outcome *o) {
         manager_queue_dispatch(m);
 
         if (o->status == JOB_FAILED && o->retryable && j->attempt < j->max_attempts) {
-                uint64_t backoff = retry_backoff(j);
+                uint64_t backoff = o->retry_after_usec > 0 ? o->retry_after_usec : retry_backoff(j);
 
                 log_job(LOG_NOTICE, j->id, j->type, "Job %" G_GUINT64_FORMAT " attempt %u of %u failed (%s); "
                         "retrying in %" G_GUINT64_FORMAT " ms.", j->id, j->attempt, j->max_attempts,
@@ -803,14 +865,70 @@ void manager_attempt_ended(Manager *m, Job *j, Outcome *o) {
                 }
                 j->not_before_usec = now_realtime_usec() + backoff;
                 manager_set_status(m, j, backoff > 0 ? JOB_SCHEDULED : JOB_PENDING,
-                                   mask | JOB_FIELD_BIT(JOB_FIELD_NOT_BEFORE), NULL, NULL);
+                                   mask | JOB_FIELD_BIT(JOB_FIELD_NOT_BEFORE), done, userdata);
                 return;
         }
 
         log_job(o->status == JOB_SUCCEEDED ? LOG_INFO : LOG_NOTICE, j->id, j->type,
                 "Job %" G_GUINT64_FORMAT " %s%s%s.", j->id, job_status_to_string(o->status),
                 j->error ? ": " : "", j->error ?: "");
-        manager_set_status(m, j, o->status, mask, NULL, NULL);
+        manager_set_status(m, j, o->status, mask, done, userdata);
+}
+
+Job *manager_pick_pending(Manager *m, char *const *types) {
+        Job *best = NULL;
+
+        for (char *const *t = types; t && *t; t++) {
+                Job *j = scheduler_peek(m->scheduler, *t);
+                if (j && (!best || j->priority > best->priority ||
+                          (j->priority == best->priority && j->id < best->id)))
+                        best = j;
+        }
+        return best;
+}
+
+void manager_claim(Manager *m, Job *j, const char *sender, bool track, ManagerDoneFn done, void *userdata) {
+        uint64_t now = now_realtime_usec();
+
+        j->attempt++;
+        j->started_usec = now;
+        j->deadline_usec = now + lease_length(m, j);
+        g_clear_pointer(&j->unit, g_free);
+        g_free(j->worker);
+        j->worker = g_strdup(sender);
+        j->tracked = track;
+        g_free(j->token);
+        j->token = token_new();
+        j->progress = 0;
+        g_clear_pointer(&j->progress_message, g_free);
+        g_clear_pointer(&j->result, g_free);
+        j->exit_status = -1;
+        j->claimed = true;
+
+        (void) manager_get_stream(m, j, true);
+        manager_set_status(m, j, JOB_RUNNING,
+                           JOB_FIELD_BIT(JOB_FIELD_ATTEMPT) | JOB_FIELD_BIT(JOB_FIELD_STARTED) |
+                           JOB_FIELD_BIT(JOB_FIELD_DEADLINE) | JOB_FIELD_BIT(JOB_FIELD_UNIT) |
+                           JOB_FIELD_BIT(JOB_FIELD_WORKER) | JOB_FIELD_BIT(JOB_FIELD_TRACKED) |
+                           JOB_FIELD_BIT(JOB_FIELD_TOKEN) | JOB_FIELD_BIT(JOB_FIELD_PROGRESS) |
+                           JOB_FIELD_BIT(JOB_FIELD_PROGRESS_MESSAGE) | JOB_FIELD_BIT(JOB_FIELD_RESULT) |
+                           JOB_FIELD_BIT(JOB_FIELD_EXIT_STATUS),
+                           done, userdata);
+}
+
+void manager_release(Manager *m, Job *j, uint64_t delay_usec, ManagerDoneFn done, void *userdata) {
+        lease_attempt_over(m, j);
+        j->claimed = false;
+        /* given back untouched: this attempt does not count */
+        if (j->attempt > 0)
+                j->attempt--;
+        g_clear_pointer(&j->token, g_free);
+        j->deadline_usec = 0;
+        j->not_before_usec = delay_usec > 0 ? now_realtime_usec() + delay_usec : 0;
+        manager_set_status(m, j, delay_usec > 0 ? JOB_SCHEDULED : JOB_PENDING,
+                           JOB_FIELD_BIT(JOB_FIELD_ATTEMPT) | JOB_FIELD_BIT(JOB_FIELD_TOKEN) |
+                           JOB_FIELD_BIT(JOB_FIELD_DEADLINE) | JOB_FIELD_BIT(JOB_FIELD_NOT_BEFORE),
+                           done, userdata);
 }
 
 FollowStream *manager_get_stream(Manager *m, Job *j, bool create) {

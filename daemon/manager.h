@@ -58,6 +58,13 @@ typedef struct Manager {
         sd_event_source *dispatch_source;
         sd_event_source *due_source;    /* the earliest scheduled job's NotBeforeUSec */
 
+        /* external workers (lease.c) */
+        GQueue *waiters;                /* Waiter*: parked Claims, oldest first */
+        GHashTable *waiters_by_sender;  /* unique name (owned) → count */
+        GTree *leases;                  /* claimed Job* by (deadline_usec, id) */
+        sd_event_source *lease_source;
+        GHashTable *tracked;            /* unique name (owned) → TrackedWorker* */
+
         sd_bus_slot *slots[3];
 } Manager;
 
@@ -81,6 +88,10 @@ unsigned manager_n_unfinished_of(Manager *m, uid_t owner);
 /* the user name for uid, or the uid as text; cached */
 const char *manager_user_name(Manager *m, uid_t uid);
 
+/* Copies a Submit's input (j->input_fd) into a temporary spool file (j->input_tmp), bounded by
+ * MaxInputBytes (-EFBIG). manager_submit() links it under the job once the job is durable. */
+int manager_spool_input(Manager *m, Job *j);
+
 /* Whether changes are accepted now: not while the store is failed and rewriting its state. */
 bool manager_accepts_changes(Manager *m);
 
@@ -97,6 +108,14 @@ void manager_queue_dispatch(Manager *m);
 /* An attempt ended (local job or, later, worker): retry after backoff while attempts remain and
  * the failure is retryable, else finish. Frees nothing of o's but takes its strings. */
 void manager_attempt_ended(Manager *m, Job *j, Outcome *o);
+/* … and calls done once the end is durable (NULL: no one waits). */
+void manager_attempt_ended_full(Manager *m, Job *j, Outcome *o, ManagerDoneFn done, void *userdata);
+/* An external worker takes j (pending): a new attempt held by sender. done once durable. */
+void manager_claim(Manager *m, Job *j, const char *sender, bool track, ManagerDoneFn done, void *userdata);
+/* The worker gives j back untouched: no attempt charged; pending again after delay_usec. */
+void manager_release(Manager *m, Job *j, uint64_t delay_usec, ManagerDoneFn done, void *userdata);
+/* The best pending job of one of these types, NULL if none. */
+Job *manager_pick_pending(Manager *m, char *const *types);
 /* A job's Follow stream; created (with its spool folder) when create is set. NULL on failure. */
 FollowStream *manager_get_stream(Manager *m, Job *j, bool create);
 /* Cancels a running job: stops its scope, or keeps it from starting. */
