@@ -765,7 +765,7 @@ static int method_claim(sd_bus_message *msg, void *userdata, sd_bus_error *error
         g_auto(Caller) caller = {};
         g_auto(GStrv) types = NULL;
         uint64_t wait_usec;
-        bool track = false;
+        bool track = false, fds = true;
         const char *key;
         size_t n;
         int r;
@@ -783,9 +783,9 @@ static int method_claim(sd_bus_message *msg, void *userdata, sd_bus_error *error
                 r = sd_bus_message_read_basic(msg, 's', &key);
                 if (r < 0)
                         return r;
-                if (!g_str_equal(key, "track"))
+                if (!g_str_equal(key, "track") && !g_str_equal(key, "fds"))
                         return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
-                                          "Unknown Claim option '%s'; the only one is track (b).", key);
+                                          "Unknown Claim option '%s'; use track (b) or fds (b).", key);
                 r = bus_enter_option(msg, key, "b", error);
                 if (r < 0)
                         return r;
@@ -793,7 +793,10 @@ static int method_claim(sd_bus_message *msg, void *userdata, sd_bus_error *error
                 r = sd_bus_message_read_basic(msg, 'b', &b);
                 if (r < 0)
                         return r;
-                track = b;
+                if (g_str_equal(key, "track"))
+                        track = b;
+                else
+                        fds = b;
                 r = sd_bus_message_exit_container(msg);
                 if (r >= 0)
                         r = sd_bus_message_exit_container(msg);
@@ -824,7 +827,7 @@ static int method_claim(sd_bus_message *msg, void *userdata, sd_bus_error *error
         }
         if (!manager_accepts_changes(m))
                 return BUS_REFUSE_STORE_FAILED(error);
-        return lease_claim(m, msg, types, wait_usec, track, error);
+        return lease_claim(m, msg, types, wait_usec, track, fds, error);
 }
 
 static const sd_bus_vtable manager_vtable[] = {

@@ -23,6 +23,7 @@ typedef struct Waiter {
         char **types;
         char *sender;
         bool track;
+        bool fds;                       /* its connection can carry fds (not over SSH) */
         sd_event_source *timeout;
         GList *link;
 } Waiter;
@@ -297,9 +298,9 @@ static int on_waiter_timeout(sd_event_source *s, uint64_t usec, void *userdata) 
 }
 
 int lease_claim(Manager *m, sd_bus_message *msg, char **types, uint64_t wait_usec, bool track_sender,
-                sd_bus_error *error) {
+                bool fds, sd_bus_error *error) {
         const char *sender = sd_bus_message_get_sender(msg);
-        Job *j = manager_pick_pending(m, types);
+        Job *j = manager_pick_pending(m, types, !fds);
         unsigned n;
         Waiter *w;
         int r;
@@ -320,7 +321,7 @@ int lease_claim(Manager *m, sd_bus_message *msg, char **types, uint64_t wait_use
 
         w = g_new0(Waiter, 1);
         *w = (Waiter) { .manager = m, .msg = sd_bus_message_ref(msg), .types = g_strdupv(types),
-                        .sender = g_strdup(sender), .track = track_sender };
+                        .sender = g_strdup(sender), .track = track_sender, .fds = fds };
         g_queue_push_tail(m->waiters, w);
         w->link = g_queue_peek_tail_link(m->waiters);
         g_hash_table_insert(m->waiters_by_sender, g_strdup(sender), GUINT_TO_POINTER(n + 1));
@@ -340,7 +341,7 @@ void lease_serve_waiters(Manager *m) {
                 Job *j;
 
                 l = l->next;
-                j = manager_pick_pending(m, w->types);
+                j = manager_pick_pending(m, w->types, !w->fds);
                 if (!j)
                         continue;
                 claim_now(m, j, w->msg, w->track);

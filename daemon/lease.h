@@ -28,7 +28,7 @@ void lease_teardown(Manager *m);
 /* The next pending job of these (validated) types for msg's sender now, or a parked wait of up to
  * wait_usec. Replies to msg itself, now or later. */
 int lease_claim(Manager *m, sd_bus_message *msg, char **types, uint64_t wait_usec, bool track,
-                sd_bus_error *error);
+                bool fds, sd_bus_error *error);
 /* Hands pending jobs to waiting Claims, oldest Claim first. */
 void lease_serve_waiters(Manager *m);
 

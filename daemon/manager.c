@@ -875,11 +875,16 @@ void manager_attempt_ended_full(Manager *m, Job *j, Outcome *o, ManagerDoneFn do
         manager_set_status(m, j, o->status, mask, done, userdata);
 }
 
-Job *manager_pick_pending(Manager *m, char *const *types) {
+static bool has_no_input(const Job *j, void *userdata) {
+        return !j->has_input;
+}
+
+Job *manager_pick_pending(Manager *m, char *const *types, bool without_input) {
         Job *best = NULL;
 
         for (char *const *t = types; t && *t; t++) {
-                Job *j = scheduler_peek(m->scheduler, *t);
+                Job *j = without_input ? scheduler_find(m->scheduler, *t, has_no_input, NULL) :
+                                         scheduler_peek(m->scheduler, *t);
                 if (j && (!best || j->priority > best->priority ||
                           (j->priority == best->priority && j->id < best->id)))
                         best = j;

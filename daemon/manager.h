@@ -114,8 +114,9 @@ void manager_attempt_ended_full(Manager *m, Job *j, Outcome *o, ManagerDoneFn do
 void manager_claim(Manager *m, Job *j, const char *sender, bool track, ManagerDoneFn done, void *userdata);
 /* The worker gives j back untouched: no attempt charged; pending again after delay_usec. */
 void manager_release(Manager *m, Job *j, uint64_t delay_usec, ManagerDoneFn done, void *userdata);
-/* The best pending job of one of these types, NULL if none. */
-Job *manager_pick_pending(Manager *m, char *const *types);
+/* The best pending job of one of these types, NULL if none; with without_input, only jobs
+ * without input (for a claimer whose connection cannot carry fds, e.g. over SSH). */
+Job *manager_pick_pending(Manager *m, char *const *types, bool without_input);
 /* A job's Follow stream; created (with its spool folder) when create is set. NULL on failure. */
 FollowStream *manager_get_stream(Manager *m, Job *j, bool create);
 /* Cancels a running job: stops its scope, or keeps it from starting. */

@@ -102,6 +102,15 @@ unsigned scheduler_n_queued(Scheduler *s, const char *type) {
         return q ? (unsigned) g_tree_nnodes(q) : 0;
 }
 
+Job *scheduler_find(Scheduler *s, const char *type, bool (*accept)(const Job *j, void *userdata), void *userdata) {
+        GTree *q = g_hash_table_lookup(s->queues, type);
+
+        for (GTreeNode *n = q ? g_tree_node_first(q) : NULL; n; n = g_tree_node_next(n))
+                if (accept(g_tree_node_value(n), userdata))
+                        return g_tree_node_value(n);
+        return NULL;
+}
+
 Job *scheduler_next_due(Scheduler *s) {
         GTreeNode *n = g_tree_node_first(s->timed);
 

@@ -27,5 +27,7 @@ void scheduler_remove(Scheduler *s, Job *j);
 /* the next pending job of this type, NULL if none */
 Job *scheduler_peek(Scheduler *s, const char *type);
 unsigned scheduler_n_queued(Scheduler *s, const char *type);
+/* the first pending job of this type, in order, for which accept(j, userdata) is true */
+Job *scheduler_find(Scheduler *s, const char *type, bool (*accept)(const Job *j, void *userdata), void *userdata);
 /* the scheduled job with the earliest NotBeforeUSec, NULL if none */
 Job *scheduler_next_due(Scheduler *s);
