@@ -398,7 +398,7 @@ static int parse_prefix(const char *s, size_t n, uint64_t *ret_seq, EventKind *r
 
 static int read_prefix(int fd, uint64_t start, uint64_t end, uint64_t *ret_seq, EventKind *ret_kind) {
         char buf[PREFIX_MAX];
-        size_t n;
+        size_t n = 0;
         int r;
 
         r = pread_full(fd, buf, MIN((uint64_t) sizeof(buf), end - start), start, &n);
@@ -413,7 +413,7 @@ static int find_newline(int fd, uint64_t lo, uint64_t hi, uint64_t *ret) {
 
         while (lo < hi) {
                 const char *nl;
-                size_t n;
+                size_t n = 0;
                 int r;
 
                 r = pread_full(fd, buf, MIN((uint64_t) sizeof(buf), hi - lo), lo, &n);
@@ -437,7 +437,7 @@ static int rfind_newline(int fd, uint64_t hi, uint64_t *ret) {
         char buf[SCAN_CHUNK];
 
         while (hi > 0) {
-                size_t want = (size_t) MIN((uint64_t) sizeof(buf), hi), n;
+                size_t want = (size_t) MIN((uint64_t) sizeof(buf), hi), n = 0;
                 const char *nl;
                 int r;
 
@@ -566,7 +566,7 @@ static void follower_reset_buf(Follower *f) {
 static int follower_read_history(Follower *f) {
         FollowStream *s = f->stream;
         uint64_t want;
-        size_t n;
+        size_t n = 0;
         int r;
 
         want = MIN((uint64_t) HISTORY_CHUNK, s->history_size - f->offset);

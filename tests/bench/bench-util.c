@@ -288,7 +288,10 @@ int bench_run(const BenchClient *client, void *config, const BenchOptions *o) {
                                 strerror(-shm->slots[i].exit_error));
         }
 
-        all = malloc(sizeof(uint64_t) * (shm->capacity * o->n_clients) + 1);
+        for (unsigned i = 0; i < o->n_clients; i++)
+                n_all += shm->slots[i].n_samples;
+        all = malloc(sizeof(uint64_t) * n_all + 1);
+        n_all = 0;
         if (!all) {
                 (void) munmap(shm, shm_size);
                 free(pids);
