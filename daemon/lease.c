@@ -25,6 +25,8 @@ typedef struct Waiter {
         bool track;
         bool fds;                       /* its connection can carry fds (not over SSH) */
         sd_event_source *timeout;
+        sd_bus_slot *gone_match;        /* its connection leaving the bus drops it */
+        sd_bus_slot *gone_check;
         GList *link;
 } Waiter;
 
@@ -64,6 +66,8 @@ static void waiter_free(Waiter *w) {
                 g_hash_table_insert(m->waiters_by_sender, g_strdup(w->sender), GUINT_TO_POINTER(n - 1));
         g_queue_delete_link(m->waiters, w->link);
         sd_event_source_unref(w->timeout);
+        sd_bus_slot_unref(w->gone_match);
+        sd_bus_slot_unref(w->gone_check);
         sd_bus_message_unref(w->msg);
         g_strfreev(w->types);
         g_free(w->sender);
@@ -289,6 +293,39 @@ static void claim_now(Manager *m, Job *j, sd_bus_message *msg, bool track_sender
                 track(m, j);
 }
 
+/* A Claim whose caller left must not be handed a job nobody will ever see. */
+static int on_waiter_gone(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Waiter *w = userdata;
+        const char *name, *old_owner, *new_owner;
+
+        if (sd_bus_message_read(msg, "sss", &name, &old_owner, &new_owner) >= 0 && *new_owner == '\0')
+                waiter_free(w);
+        return 0;
+}
+
+static int on_waiter_checked(sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Waiter *w = userdata;
+
+        w->gone_check = sd_bus_slot_unref(w->gone_check);
+        if (sd_bus_message_is_method_error(reply, NULL))
+                waiter_free(w);         /* it left before the match was in place */
+        return 0;
+}
+
+static int waiter_watch(Manager *m, Waiter *w) {
+        g_autofree char *rule = g_strdup_printf("type='signal',sender='org.freedesktop.DBus',"
+                                                "path='/org/freedesktop/DBus',interface='org.freedesktop.DBus',"
+                                                "member='NameOwnerChanged',arg0='%s'", w->sender);
+        int r;
+
+        r = sd_bus_add_match(m->bus, &w->gone_match, rule, on_waiter_gone, w);
+        if (r < 0)
+                return r;
+        return sd_bus_call_method_async(m->bus, &w->gone_check, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                        "org.freedesktop.DBus", "GetNameOwner", on_waiter_checked, w,
+                                        "s", w->sender);
+}
+
 static int on_waiter_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         Waiter *w = userdata;
 
@@ -326,6 +363,8 @@ int lease_claim(Manager *m, sd_bus_message *msg, char **types, uint64_t wait_use
         w->link = g_queue_peek_tail_link(m->waiters);
         g_hash_table_insert(m->waiters_by_sender, g_strdup(sender), GUINT_TO_POINTER(n + 1));
         r = sd_event_add_time_relative(m->event, &w->timeout, CLOCK_MONOTONIC, wait_usec, 0, on_waiter_timeout, w);
+        if (r >= 0)
+                r = waiter_watch(m, w);
         if (r < 0) {
                 waiter_free(w);
                 return r;

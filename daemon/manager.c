@@ -829,7 +829,8 @@ void manager_attempt_ended_full(Manager *m, Job *j, Outcome *o, ManagerDoneFn do
         uint64_t mask = JOB_FIELD_BIT(JOB_FIELD_EXIT_STATUS) | JOB_FIELD_BIT(JOB_FIELD_CPU_USAGE) |
                         JOB_FIELD_BIT(JOB_FIELD_MEMORY_PEAK) | JOB_FIELD_BIT(JOB_FIELD_ERROR) |
                         JOB_FIELD_BIT(JOB_FIELD_RESULT) | JOB_FIELD_BIT(JOB_FIELD_OUTPUTS) |
-                        JOB_FIELD_BIT(JOB_FIELD_TOKEN) | JOB_FIELD_BIT(JOB_FIELD_DEADLINE);
+                        JOB_FIELD_BIT(JOB_FIELD_TOKEN) | JOB_FIELD_BIT(JOB_FIELD_DEADLINE) |
+                        JOB_FIELD_BIT(JOB_FIELD_WORKER);
         FollowStream *s = manager_get_stream(m, j, false);
 
         g_assert(j->status == JOB_RUNNING);
@@ -850,6 +851,7 @@ void manager_attempt_ended_full(Manager *m, Job *j, Outcome *o, ManagerDoneFn do
         g_free(j->result);
         j->result = g_steal_pointer(&o->result);
         g_clear_pointer(&j->token, g_free);     /* the attempt is over: its token is stale now */
+        g_clear_pointer(&j->worker, g_free);    /* Worker names the holder of the current attempt */
         j->deadline_usec = 0;
         manager_queue_dispatch(m);
 
@@ -929,11 +931,13 @@ void manager_release(Manager *m, Job *j, uint64_t delay_usec, ManagerDoneFn done
         if (j->attempt > 0)
                 j->attempt--;
         g_clear_pointer(&j->token, g_free);
+        g_clear_pointer(&j->worker, g_free);
         j->deadline_usec = 0;
         j->not_before_usec = delay_usec > 0 ? now_realtime_usec() + delay_usec : 0;
         manager_set_status(m, j, delay_usec > 0 ? JOB_SCHEDULED : JOB_PENDING,
                            JOB_FIELD_BIT(JOB_FIELD_ATTEMPT) | JOB_FIELD_BIT(JOB_FIELD_TOKEN) |
-                           JOB_FIELD_BIT(JOB_FIELD_DEADLINE) | JOB_FIELD_BIT(JOB_FIELD_NOT_BEFORE),
+                           JOB_FIELD_BIT(JOB_FIELD_DEADLINE) | JOB_FIELD_BIT(JOB_FIELD_NOT_BEFORE) |
+                           JOB_FIELD_BIT(JOB_FIELD_WORKER),
                            done, userdata);
 }
 
@@ -962,7 +966,18 @@ FollowStream *manager_get_stream(Manager *m, Job *j, bool create) {
 }
 
 int manager_cancel_running(Manager *m, Job *j) {
-        int r = execute_cancel(m, j);
+        int r;
+
+        if (j->claimed) {
+                /* a worker's attempt ends now: its token is stale from here on, so its next call
+                 * (a Heartbeat at the latest) tells it to stop */
+                g_auto(Outcome) o = { .status = JOB_CANCELLED, .exit_status = -1,
+                                      .error = g_strdup("cancelled while a worker held it") };
+                manager_attempt_ended(m, j, &o);
+                return 0;
+        }
+
+        r = execute_cancel(m, j);
 
         if (r == -ESRCH) {
                 /* running but its scope is still being set up: it ends before it starts */
