@@ -6,16 +6,21 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <json-glib/json-glib.h>
 
 #include "jobctl-bus.h"
 #include "jobctl-jobs.h"
 #include "jobctl-time.h"
+#include "cleanup.h"
+#include "fs-util.h"
 #include "jobd-names.h"
 #include "parse-util.h"
 
@@ -116,6 +121,78 @@ static int check_parameters(const char *text) {
         return 0;
 }
 
+static const char *file_type_name(mode_t mode) {
+        switch (mode & S_IFMT) {
+        case S_IFDIR:  return "a directory";
+        case S_IFIFO:  return "a pipe";
+        case S_IFSOCK: return "a socket";
+        case S_IFCHR:  return "a character device";
+        case S_IFBLK:  return "a block device";
+        default:       return "not a regular file";
+        }
+}
+
+/* The stream's bytes in a memfd that nobody can change any more, read from the start. */
+static int input_from_stdin(int *ret_fd) {
+        _cleanup_(closep) int fd = -1;
+        int r;
+
+        fd = memfd_create("jobctl-input", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0)
+                return log_error_errno(errno, "Failed to create a memfd for the input: %m");
+        r = copy_bytes(STDIN_FILENO, fd, UINT64_MAX, NULL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to copy standard input: %m");
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0 ||
+            lseek(fd, 0, SEEK_SET) < 0)
+                return log_error_errno(errno, "Failed to seal the input: %m");
+
+        *ret_fd = fd;
+        fd = -1;
+        return 0;
+}
+
+static int input_from_file(const char *path, int *ret_fd) {
+        _cleanup_(closep) int fd = -1;
+        struct stat st;
+        int flags;
+
+        /* O_NONBLOCK: opening a FIFO would otherwise wait for a writer before we can refuse it */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return log_error_errno(errno, "Failed to open input %s: %m", path);
+        if (fstat(fd, &st) < 0)
+                return log_error_errno(errno, "Failed to stat input %s: %m", path);
+        if (!S_ISREG(st.st_mode))
+                return log_usage("--input=%s is %s; jobd takes regular files only. Send a stream "
+                                 "with --input=- (it is copied first): --input=- < %s",
+                                 path, file_type_name(st.st_mode), path);
+        flags = fcntl(fd, F_GETFL);
+        if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+                return log_error_errno(errno, "Failed to set up input %s: %m", path);
+
+        *ret_fd = fd;
+        fd = -1;
+        return 0;
+}
+
+int submit_open_input(const Args *a, int *ret_fd) {
+        *ret_fd = -1;
+        if (!a->input)
+                return 0;
+        if (strcmp(a->input, "-") == 0)
+                return input_from_stdin(ret_fd);
+        return input_from_file(a->input, ret_fd);
+}
+
+int submit_check_input_bus(const Context *c, sd_bus *bus, int input_fd) {
+        if (input_fd < 0 || sd_bus_can_send(bus, SD_BUS_TYPE_UNIX_FD) > 0)
+                return 0;
+        return log_usage("--input= passes a file descriptor, which the connection to %s cannot carry%s.",
+                         c->args.host ?: "jobd",
+                         c->args.host ? " (SSH); run the command on that host" : "");
+}
+
 int submit_check_options(const Args *a) {
         if ((a->set & OPTION(DELAY)) && (a->set & OPTION(NOT_BEFORE)))
                 return log_usage("--delay= and --not-before= both say when to start; give one.");
@@ -125,8 +202,14 @@ int submit_check_options(const Args *a) {
         return 0;
 }
 
-int submit_append_options(sd_bus_message *m, const Args *a) {
+int submit_append_options(sd_bus_message *m, const Args *a, int input_fd) {
         int r;
+
+        if (input_fd >= 0) {
+                r = sd_bus_message_append(m, "{sv}", "input", "h", input_fd);
+                if (r < 0)
+                        return r;
+        }
 
         if (a->set & OPTION(PRIORITY)) {
                 r = sd_bus_message_append(m, "{sv}", "priority", "i", (int32_t) a->priority);
@@ -187,13 +270,13 @@ int submit_append_options(sd_bus_message *m, const Args *a) {
         return 0;
 }
 
-static int append_submit_options(sd_bus_message *m, const Args *a) {
+static int append_submit_options(sd_bus_message *m, const Args *a, int input_fd) {
         int r;
 
         r = sd_bus_message_open_container(m, 'a', "{sv}");
         if (r < 0)
                 return r;
-        r = submit_append_options(m, a);
+        r = submit_append_options(m, a, input_fd);
         if (r < 0)
                 return r;
         return sd_bus_message_close_container(m);
@@ -224,6 +307,7 @@ static int verb_submit(Context *c, int argc, char *argv[]) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         g_autofree char *parameters = NULL;
+        _cleanup_(closep) int input_fd = -1;
         const char *type = argv[1], *path;
         sd_bus *bus;
         uint64_t id;
@@ -235,6 +319,9 @@ static int verb_submit(Context *c, int argc, char *argv[]) {
         r = submit_check_options(&c->args);
         if (r != 0)
                 return r;
+        if (argc > 2 && strcmp(argv[2], "-") == 0 && c->args.input && strcmp(c->args.input, "-") == 0)
+                return log_usage("Standard input can hold the parameters or the input, not both; give "
+                                 "one of them as a file.");
 
         if (argc < 3)
                 parameters = g_strdup("{}");
@@ -248,9 +335,15 @@ static int verb_submit(Context *c, int argc, char *argv[]) {
         r = check_parameters(parameters);
         if (r != 0)
                 return r;
+        r = submit_open_input(&c->args, &input_fd);
+        if (r != 0)
+                return r;
 
         r = context_acquire_bus(c, &bus);
         if (r < 0)
+                return r;
+        r = submit_check_input_bus(c, bus, input_fd);
+        if (r != 0)
                 return r;
 
         r = sd_bus_message_new_method_call(bus, &m, JOBD_BUS_NAME, JOBD_MANAGER_PATH,
@@ -260,7 +353,7 @@ static int verb_submit(Context *c, int argc, char *argv[]) {
         r = sd_bus_message_append(m, "ss", type, parameters);
         if (r < 0)
                 return log_error_errno(r, "Failed to append parameters: %m");
-        r = append_submit_options(m, &c->args);
+        r = append_submit_options(m, &c->args, input_fd);
         if (r < 0)
                 return log_error_errno(r, "Failed to append options: %m");
 
@@ -866,13 +959,19 @@ const Verb jobs_verbs[] = {
                 .min_args = 1,
                 .max_args = 2,
                 .options = OPTION(PRIORITY) | OPTION(DELAY) | OPTION(NOT_BEFORE) | OPTION(TIMEOUT) |
-                           OPTION(MAX_ATTEMPTS) | OPTION(UNIQUE_KEY) | OPTION(LOCK) | OPTION(AFTER),
+                           OPTION(MAX_ATTEMPTS) | OPTION(UNIQUE_KEY) | OPTION(LOCK) | OPTION(AFTER) |
+                           OPTION(INPUT),
                 .run = verb_submit,
                 .synopsis = "submit TYPE [JSON|-]",
                 .summary = "Queue a job and print its id",
                 .description =
                 "JSON is the job's parameters: {} when omitted, read from standard input for -.\n"
-                "The id alone goes to standard output: ID=$(jobctl submit ...) works.\n",
+                "The id alone goes to standard output: ID=$(jobctl submit ...) works.\n"
+                "\n"
+                "--input= gives the job data beside its parameters: jobd copies it into its spool\n"
+                "before answering (at most MaxInputBytes=). A job of a type with Stdin=input reads\n"
+                "it as standard input; an external worker receives it as a file descriptor\n"
+                "('jobctl worker' hands it to its handler on fd 3).\n",
                 .help =
                 "     --priority=N            From -1000 to 1000; higher runs first\n"
                 "     --delay=TIMESPAN        Start no sooner than this from now (30s, 5min, 1h)\n"
@@ -883,7 +982,9 @@ const Verb jobs_verbs[] = {
                 "     --unique-key=KEY        While a job with KEY is unfinished, get its id instead\n"
                 "                             of queueing another\n"
                 "     --lock=KEY              Run at most one job holding KEY at a time\n"
-                "     --after=ID[,ID...]      Run only once these jobs have succeeded\n",
+                "     --after=ID[,ID...]      Run only once these jobs have succeeded\n"
+                "     --input=FILE            Data for the job: a regular file, or - for standard\n"
+                "                             input (copied into memory first)\n",
         },
         {
                 .name = "status",

@@ -15,7 +15,14 @@ Glyph job_status_glyph(const char *status);
 
 /* The options both take, checked together; EXIT_USAGE after a message. */
 int submit_check_options(const Args *a);
-/* Their Submit options as {sv} entries, into an a{sv} the caller opened. */
-int submit_append_options(sd_bus_message *m, const Args *a);
+/* --input=: an fd jobd can read without blocking, for Submit's input h: FILE opened read-only
+ * (regular files only: jobd must never wait on a pipe), or for "-" standard input copied into a
+ * sealed memfd. *ret_fd is -1 without --input=. EXIT_USAGE after a message, or -errno logged. */
+int submit_open_input(const Args *a, int *ret_fd);
+/* An fd needs a connection that passes them: not the SSH transport of --host=. */
+int submit_check_input_bus(const Context *c, sd_bus *bus, int input_fd);
+/* Their Submit options as {sv} entries, into an a{sv} the caller opened; input_fd (or -1) as
+ * input, duplicated into the message. */
+int submit_append_options(sd_bus_message *m, const Args *a, int input_fd);
 /* A new job's id: the number alone (ID=$(jobctl submit ...)), or with --json an object. */
 int submit_print(const Context *c, uint64_t id, const char *path);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include <json-glib/json-glib.h>
 
+#include "cleanup.h"
 #include "jobctl-bus.h"
 #include "jobctl-jobs.h"
 #include "jobctl-run.h"
@@ -197,7 +198,8 @@ static int append_resources(sd_bus_message *m, const Args *a) {
         return sd_bus_message_close_container(m);
 }
 
-static int run_submit(Context *c, sd_bus *bus, const char *parameters, uint64_t *ret_id, char **ret_path) {
+static int run_submit(Context *c, sd_bus *bus, const char *parameters, int input_fd, uint64_t *ret_id,
+                      char **ret_path) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         const char *path;
@@ -211,7 +213,7 @@ static int run_submit(Context *c, sd_bus *bus, const char *parameters, uint64_t 
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "{sv}");
         if (r >= 0)
-                r = submit_append_options(m, &c->args);
+                r = submit_append_options(m, &c->args, input_fd);
         if (r >= 0)
                 r = append_resources(m, &c->args);
         if (r >= 0)
@@ -454,6 +456,7 @@ static int run_wait(Context *c, sd_bus *bus, uint64_t id, const char *path) {
 
 static int verb_run(Context *c, int argc, char *argv[]) {
         g_autofree char *parameters = NULL, *path = NULL;
+        _cleanup_(closep) int input_fd = -1;
         char **command = c->command;
         sd_bus *bus;
         uint64_t id;
@@ -474,12 +477,18 @@ static int verb_run(Context *c, int argc, char *argv[]) {
         r = exec_parameters(c, command, &parameters);
         if (r != 0)
                 return r;
+        r = submit_open_input(&c->args, &input_fd);
+        if (r != 0)
+                return r;
 
         r = context_acquire_bus(c, &bus);
         if (r < 0)
                 return r;
+        r = submit_check_input_bus(c, bus, input_fd);
+        if (r != 0)
+                return r;
 
-        r = run_submit(c, bus, parameters, &id, &path);
+        r = run_submit(c, bus, parameters, input_fd, &id, &path);
         if (r < 0)
                 return r;
 
@@ -899,7 +908,7 @@ const Verb run_verbs[] = {
                 .options = OPTION(PRIORITY) | OPTION(DELAY) | OPTION(NOT_BEFORE) | OPTION(TIMEOUT) |
                            OPTION(MAX_ATTEMPTS) | OPTION(UNIQUE_KEY) | OPTION(LOCK) | OPTION(AFTER) |
                            OPTION(MEMORY_MAX) | OPTION(CPU_QUOTA) | OPTION(TASKS_MAX) | OPTION(NICE) |
-                           OPTION(CWD) | OPTION(SETENV) | OPTION(FOLLOW) | OPTION(WAIT),
+                           OPTION(CWD) | OPTION(SETENV) | OPTION(FOLLOW) | OPTION(WAIT) | OPTION(INPUT),
                 .flags = VERB_COMMAND,
                 .run = verb_run,
                 .synopsis = "run -- CMD [ARGS...]",
@@ -933,6 +942,9 @@ const Verb run_verbs[] = {
                 "     --cwd=DIR               Run in DIR (default: the current directory)\n"
                 "     --setenv=NAME=VALUE     Set a variable for the command; NAME alone passes\n"
                 "                             this shell's value; may be repeated\n"
+                "     --input=FILE            Data for the job (a regular file, or - for standard\n"
+                "                             input); the command reads it as standard input when\n"
+                "                             the exec type has Stdin=input\n"
                 "  -f --follow                Stream the log, print the Result, exit as the job\n"
                 "     --wait                  Wait for the end without the log, then as --follow\n"
                 "     --delay=, --not-before=, --max-attempts=, --unique-key=, --lock=, --after=\n"

@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
+ * worker: the command line of the worker loop (jobctl-worker-loop.c), checked before the bus is
+ * opened: the types, the handler after "--", which must be found now rather than fail every job.
+ *
  * progress: called from inside an attempt, which jobd (or a worker loop) describes in the
  * environment: JOBD_JOB_ID and JOBD_TOKEN, the token proving the caller holds the current
  * attempt. A stale token is refused by jobd (StaleToken), never guessed at here.
@@ -9,11 +12,55 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "jobctl-bus.h"
+#include "jobctl-worker-loop.h"
 #include "jobctl-worker.h"
 #include "jobd-names.h"
 #include "parse-util.h"
+
+/* worker */
+
+/* As execvp() will look for it: through $PATH unless the name has a '/'. */
+static bool handler_is_executable(const char *name) {
+        g_autofree char *path = strchr(name, '/') ? g_strdup(name) : g_find_program_in_path(name);
+        struct stat st;
+
+        return path && stat(path, &st) >= 0 && S_ISREG(st.st_mode) && access(path, X_OK) >= 0;
+}
+
+static int worker_open_bus(void *userdata, sd_bus **ret) {
+        return context_open_bus(userdata, ret);
+}
+
+static int verb_worker(Context *c, int argc, char *argv[]) {
+        WorkerOptions o = {
+                .open_bus = worker_open_bus,
+                .userdata = c,
+                .types = argv + 1,
+                .command = c->command,
+                .concurrency = c->args.concurrency > 0 ? c->args.concurrency : 1,
+                .wait_usec = (c->args.set & OPTION(CLAIM_WAIT)) ? c->args.claim_wait_usec : WORKER_CLAIM_WAIT_USEC,
+                .max_jobs = c->args.max_jobs,
+                .fds = !context_is_remote(c),
+        };
+        if (!o.command || !o.command[0][0])
+                return log_usage("worker needs a handler after --: %s worker [OPTIONS...] TYPE... -- HANDLER "
+                                 "[ARGUMENTS...]", program_invocation_short_name);
+        for (char **t = o.types; *t; t++)
+                if (!(*t)[0] || !g_utf8_validate(*t, -1, NULL))
+                        return log_usage("Invalid job type '%s'. See '%s types'.", *t,
+                                         program_invocation_short_name);
+        if (!handler_is_executable(o.command[0]))
+                return log_usage("Handler '%s' is not an executable file%s.", o.command[0],
+                                 strchr(o.command[0], '/') ? "" : " in $PATH");
+
+        return worker_run(&o);
+}
+
+/* progress */
 
 /* "40" or "40%", 0..100 */
 static int parse_progress_percent(const char *s, unsigned *ret) {
@@ -67,6 +114,45 @@ static int verb_progress(Context *c, int argc, char *argv[]) {
 }
 
 const Verb worker_verbs[] = {
+        {
+                .name = "worker",
+                .min_args = 1,
+                .max_args = UINT_MAX,
+                .options = OPTION(CONCURRENCY) | OPTION(CLAIM_WAIT) | OPTION(MAX_JOBS),
+                .flags = VERB_COMMAND,
+                .run = verb_worker,
+                .synopsis = "worker TYPE... -- HANDLER [ARGS...]",
+                .summary = "Work jobs of external types: claim, run HANDLER, report",
+                .description =
+                "Claims jobs of these types from jobd (the attempt is tracked: should this worker\n"
+                "die, its jobs go back at once) and runs HANDLER for each, in its own process\n"
+                "group, in jobctl's directory and environment plus:\n"
+                "  stdin           the job's parameters (JSON text)\n"
+                "  fd 3            the job's input, when it has one (submit --input=)\n"
+                "  JOBD_JOB_ID, JOBD_TOKEN, JOBD_TYPE, JOBD_ATTEMPT\n"
+                "  JOBD_WORKSPACE  a new folder for this job (TMPDIR too), removed afterwards;\n"
+                "                  files left in $JOBD_WORKSPACE/outputs/ become the job's outputs\n"
+                "While HANDLER runs, its lease is renewed (Heartbeat) and its stderr goes to the\n"
+                "job's log. Exit status 0 completes the job with stdout as the Result (its JSON,\n"
+                "or a JSON string of the text); any other fails the attempt, which jobd retries\n"
+                "while attempts remain. 'jobctl progress' works from inside HANDLER (with --user\n"
+                "for a user-mode jobd). Should jobd say the attempt is no longer this worker's\n"
+                "(its lease ran out, it was cancelled), HANDLER's process group is killed.\n"
+                "One line per job goes to standard error: \"job 42 (resize): succeeded in 1.2s\".\n"
+                "\n"
+                "SIGTERM or Ctrl-C stops claiming, stops the handlers still running (SIGTERM,\n"
+                "SIGKILL 5s later), gives their jobs back untouched (Release), waits for jobd to\n"
+                "take them and exits 0; a second one exits at once. The types need WorkerUsers=\n"
+                "or WorkerGroups= to name the user running this.\n"
+                "\n"
+                "Each of the --concurrency slots has its own connection to jobd. With --host=\n"
+                "(SSH), which cannot pass files, jobs with input are left to other workers and a\n"
+                "job whose handler leaves outputs fails saying so.\n",
+                .help =
+                "     --concurrency=N         Run up to N handlers at once (default 1, at most 128)\n"
+                "     --wait=TIMESPAN         How long one Claim waits for a job (default 30s)\n"
+                "     --max-jobs=N            Exit 0 once N jobs ended (tests, cron-style use)\n",
+        },
         {
                 .name = "progress",
                 .min_args = 1,

@@ -86,8 +86,12 @@ static const struct option options[] = {
         { "cwd",             required_argument, NULL, ARG(CWD)            },
         { "setenv",          required_argument, NULL, ARG(SETENV)         },
         { "follow",          no_argument,       NULL, ARG(FOLLOW)         },
-        { "wait",            no_argument,       NULL, ARG(WAIT)           },
+        /* run: --wait alone; worker: --wait=TIMESPAN (VERB_OPTION_CLAIM_WAIT) */
+        { "wait",            optional_argument, NULL, ARG(WAIT)           },
         { "output",          required_argument, NULL, ARG(OUTPUT)         },
+        { "input",           required_argument, NULL, ARG(INPUT)          },
+        { "concurrency",     required_argument, NULL, ARG(CONCURRENCY)    },
+        { "max-jobs",        required_argument, NULL, ARG(MAX_JOBS)       },
         {}
 };
 
@@ -97,6 +101,9 @@ static const char *const known_statuses[] = {
 };
 
 static const char *option_name(VerbOption o) {
+        /* the one option whose meaning depends on whether it has a value */
+        if (o == VERB_OPTION_CLAIM_WAIT)
+                return "wait=TIMESPAN";
         for (const struct option *p = options; p->name; p++)
                 if (p->val == ARG_VERB_OPTION + (int) o)
                         return p->name;
@@ -361,6 +368,32 @@ static int parse_verb_option(Args *a, VerbOption o, const char *value) {
                 a->output = value;
                 return 0;
 
+        case VERB_OPTION_INPUT:
+                if (!value[0])
+                        return usage_error("--input= needs a file name, or - for standard input.");
+                a->input = value;
+                return 0;
+
+        case VERB_OPTION_CONCURRENCY:
+                if (parse_unsigned(value, &a->concurrency) < 0 || a->concurrency == 0 ||
+                    a->concurrency > WORKER_CONCURRENCY_MAX)
+                        return usage_error("Invalid --concurrency=%s: an integer from 1 to %u.", value,
+                                           WORKER_CONCURRENCY_MAX);
+                return 0;
+
+        case VERB_OPTION_CLAIM_WAIT:
+                if (parse_timespan_usec(value, &a->claim_wait_usec) < 0 ||
+                    a->claim_wait_usec < WORKER_CLAIM_WAIT_MIN_USEC ||
+                    a->claim_wait_usec > WORKER_CLAIM_WAIT_MAX_USEC)
+                        return usage_error("Invalid --wait=%s: a time span from 1s to 1h, such as 30s or 5min.",
+                                           value);
+                return 0;
+
+        case VERB_OPTION_MAX_JOBS:
+                if (parse_unsigned(value, &a->max_jobs) < 0 || a->max_jobs == 0)
+                        return usage_error("Invalid --max-jobs=%s: a positive integer.", value);
+                return 0;
+
         case _VERB_OPTION_MAX:
                 break;
         }
@@ -467,6 +500,12 @@ static int parse_argv(int argc, char *argv[], Args *a, GPtrArray *positional, ch
                                 return r < 0 ? r : 0;
                         break;
 
+                case ARG(WAIT):
+                        r = parse_verb_option(a, optarg ? VERB_OPTION_CLAIM_WAIT : VERB_OPTION_WAIT, optarg);
+                        if (r != 0)
+                                return r < 0 ? r : 0;
+                        break;
+
                 case '?':
                         return -EINVAL;         /* getopt said what was wrong */
 
@@ -490,6 +529,12 @@ static int parse_argv(int argc, char *argv[], Args *a, GPtrArray *positional, ch
 static int verb_check_options(const Verb *v, const Args *a) {
         uint64_t extra = a->set & ~v->options;
 
+        /* getopt leaves "--wait 30s" as --wait and a word; say how worker wants it */
+        if ((extra & OPTION(WAIT)) && (v->options & OPTION(CLAIM_WAIT)))
+                return usage_error("'%s' takes --wait=TIMESPAN, with '=': --wait=30s.", v->name);
+        if ((extra & OPTION(CLAIM_WAIT)) && (v->options & OPTION(WAIT)))
+                return usage_error("'%s' takes --wait without a value.", v->name);
+
         for (unsigned o = 0; o < _VERB_OPTION_MAX; o++)
                 if (extra & (UINT64_C(1) << o))
                         return usage_error("Option --%s does not apply to '%s'.",
@@ -497,22 +542,33 @@ static int verb_check_options(const Verb *v, const Args *a) {
         return 0;
 }
 
+int context_open_bus(const Context *c, sd_bus **ret) {
+        sd_bus *bus = NULL;
+        int r;
+
+        if (c->args.host)
+                r = sd_bus_open_system_remote(&bus, c->args.host);
+        else if (c->args.user)
+                r = sd_bus_open_user(&bus);
+        else
+                r = sd_bus_open_system(&bus);
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to %s bus: %m",
+                                       c->args.host ? "remote" : c->args.user ? "user" : "system");
+
+        /* as systemctl: polkit may ask the person at the terminal, unless told not to */
+        (void) sd_bus_set_allow_interactive_authorization(bus, c->args.ask_password);
+        *ret = bus;
+        return 0;
+}
+
 int context_acquire_bus(Context *c, sd_bus **ret) {
         int r;
 
         if (!c->bus) {
-                if (c->args.host)
-                        r = sd_bus_open_system_remote(&c->bus, c->args.host);
-                else if (c->args.user)
-                        r = sd_bus_open_user(&c->bus);
-                else
-                        r = sd_bus_open_system(&c->bus);
+                r = context_open_bus(c, &c->bus);
                 if (r < 0)
-                        return log_error_errno(r, "Failed to connect to %s bus: %m",
-                                               c->args.host ? "remote" : c->args.user ? "user" : "system");
-
-                /* as systemctl: polkit may ask the person at the terminal, unless told not to */
-                (void) sd_bus_set_allow_interactive_authorization(c->bus, c->args.ask_password);
+                        return r;
         }
 
         *ret = c->bus;

@@ -43,6 +43,10 @@ typedef enum VerbOption {
         VERB_OPTION_FOLLOW,
         VERB_OPTION_WAIT,
         VERB_OPTION_OUTPUT,
+        VERB_OPTION_INPUT,
+        VERB_OPTION_CONCURRENCY,
+        VERB_OPTION_CLAIM_WAIT,         /* --wait=TIMESPAN; --wait alone is VERB_OPTION_WAIT */
+        VERB_OPTION_MAX_JOBS,
         _VERB_OPTION_MAX,
 } VerbOption;
 
@@ -86,6 +90,14 @@ typedef struct Args {
 
         /* output */
         const char *output;
+
+        /* submit, run: a file, or "-" for standard input */
+        const char *input;
+
+        /* worker */
+        unsigned concurrency;
+        uint64_t claim_wait_usec;
+        unsigned max_jobs;
 } Args;
 
 typedef struct Context {
@@ -119,6 +131,8 @@ int log_usage(const char *format, ...) __attribute__((format(printf, 1, 2)));
 
 /* Connects on first call as --user/--host say; logs on failure. The bus stays owned by c. */
 int context_acquire_bus(Context *c, sd_bus **ret);
+/* Another connection like that one, owned by the caller (a worker has one per slot). */
+int context_open_bus(const Context *c, sd_bus **ret);
 
 /* Remote hosts have their own user database: names resolved here would be wrong there. */
 static inline bool context_is_remote(const Context *c) {

@@ -136,3 +136,143 @@ def write_type(name, text, folder="/etc/jobd/types.d"):
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, name + ".type"), "w") as f:
         f.write(text)
+
+
+# ---- external workers (test-workers.py) ----
+
+JOB_PATH = "/org/jobd/Jobd1/job/"
+
+
+def job_path(jid):
+    return JOB_PATH + str(int(jid))
+
+
+def private_bus(mainloop=False):
+    """A connection of its own to the system bus (so its own unique name: its own worker). With
+    mainloop it is attached to GLib's default main context and takes async calls
+    (reply_handler=, error_handler=), whose replies pump() dispatches."""
+    if mainloop:
+        from dbus.mainloop.glib import DBusGMainLoop
+        return dbus.bus.BusConnection(dbus.bus.BUS_SYSTEM, mainloop=DBusGMainLoop())
+    return dbus.bus.BusConnection(dbus.bus.BUS_SYSTEM)
+
+
+def pump(pred, timeout=10.0, what="condition"):
+    """wait_for that dispatches GLib's default main context while it waits, so replies to async
+    calls made on private_bus(mainloop=True) connections arrive."""
+    from gi.repository import GLib
+    ctx = GLib.MainContext.default()
+
+    def step():
+        while ctx.iteration(False):
+            pass
+        return pred()
+    return wait_for(step, timeout, what, interval=0.01)
+
+
+def ping_jobd(b):
+    """A round trip to jobd on connection b. jobd reads a connection's messages in order, so when
+    this returns jobd has read (and answered, or parked) every call b sent before it."""
+    b.call_blocking(BUS_NAME, MANAGER_PATH, "org.freedesktop.DBus.Peer", "Ping", "", ())
+
+
+class Claimed:
+    """Claim's answer: id, token, type, parameters, info (a dict: attempt, deadline_usec, input)."""
+
+    def __init__(self, r):
+        self.id, self.token, self.type, self.parameters = int(r[0]), str(r[1]), str(r[2]), str(r[3])
+        self.info = dict(r[4])
+
+    def __repr__(self):
+        return f"Claimed(id={self.id}, token={self.token!r}, type={self.type!r}, info={self.info!r})"
+
+
+def claim(types, wait_usec=0, track=None, b=None):
+    """Manager.Claim; track None sends no options."""
+    opts = {} if track is None else {"track": dbus.Boolean(track)}
+    r = manager(b).Claim(dbus.Array(types, signature="s"), dbus.UInt64(wait_usec),
+                         dbus.Dictionary(opts, signature="sv"), timeout=wait_usec / 1e6 + 30)
+    return Claimed(r)
+
+
+def claim_async(b, types, wait_usec, reply_handler, error_handler, track=None):
+    """Sends Manager.Claim on b (a private_bus(mainloop=True)) at once; pump() delivers the answer
+    to reply_handler(id, token, type, parameters, info) or error_handler(exception). (A proxy
+    method would wait for its Introspect reply before sending, so ping_jobd() would not order it.)"""
+    opts = {} if track is None else {"track": dbus.Boolean(track)}
+    b.call_async(BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "Claim", "asta{sv}",
+                 (dbus.Array(types, signature="s"), dbus.UInt64(wait_usec), dbus.Dictionary(opts, signature="sv")),
+                 reply_handler, error_handler, timeout=wait_usec / 1e6 + 30)
+
+
+def complete(jid, token, result="{}", outputs=None, b=None):
+    opts = {}
+    if outputs is not None:
+        opts["outputs"] = dbus.Dictionary({k: dbus.types.UnixFd(v) for k, v in outputs.items()},
+                                          signature="sh")
+    return job(job_path(jid), b).Complete(token, result, dbus.Dictionary(opts, signature="sv"))
+
+
+def fail(jid, token, error, options=None, b=None):
+    return job(job_path(jid), b).Fail(token, error, dbus.Dictionary(options or {}, signature="sv"))
+
+
+def props_of(jid, b=None):
+    return job_props(job_path(jid), b)
+
+
+def status_of(jid, b=None):
+    return str(props_of(jid, b)["Status"])
+
+
+def wait_status(jid, statuses, timeout=15.0):
+    """Waits until the job's status is one of statuses (a string or a tuple); returns its properties."""
+    if isinstance(statuses, str):
+        statuses = (statuses,)
+
+    def check():
+        p = props_of(jid)
+        return p if str(p["Status"]) in statuses else None
+    return wait_for(check, timeout, f"job {jid} to be {'/'.join(statuses)}")
+
+
+def wait_finished(jid, timeout=30.0):
+    return wait_status(jid, ("succeeded", "failed", "cancelled"), timeout)
+
+
+def read_fd(fd, timeout=10.0):
+    """Reads fd to EOF against a deadline, closes it, returns the bytes."""
+    import select
+    deadline = time.monotonic() + timeout
+    chunks = []
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"timed out after {timeout}s reading fd {fd} to EOF")
+            r, _, _ = select.select([fd], [], [], left)
+            if r:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
+def follow_events(jid, after_seq=0, timeout=10.0):
+    """Follow's whole stream (to EOF) as a list of decoded JSON events."""
+    import json
+    fd = job(job_path(jid)).Follow(dbus.UInt64(after_seq))
+    data = read_fd(fd.take(), timeout)
+    return [json.loads(line) for line in data.decode().splitlines() if line]
+
+
+def memfd_with(data, name="jobdtest"):
+    """A memfd holding data, offset 0."""
+    fd = os.memfd_create(name)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
