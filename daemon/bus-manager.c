@@ -91,6 +91,37 @@ static int parse_retention(sd_bus_message *msg, const char *key, Job *j, const J
         return parse_usec(msg, key, &j->retention_usec);
 }
 
+#define NOT_BEFORE_MAX_USEC (UINT64_C(366) * 24 * 3600 * 1000000)
+
+/* not_before_usec (CLOCK_REALTIME) or delay_usec (from now): the job is scheduled until then. */
+static int parse_not_before(sd_bus_message *msg, const char *key, Job *j, const JobType *t,
+                            Manager *m, sd_bus_error *error) {
+        uint64_t v, now = (uint64_t) g_get_real_time();
+        int r;
+
+        r = sd_bus_message_read_basic(msg, 't', &v);
+        if (r < 0)
+                return r;
+        if (j->not_before_usec > 0)
+                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                  "Options 'not_before_usec' and 'delay_usec' exclude each other; give one.");
+        if (g_str_equal(key, "delay_usec")) {
+                if (v > NOT_BEFORE_MAX_USEC)
+                        return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                          "Option 'delay_usec' is more than a year.");
+                v = now + v;
+        } else if (v > now + NOT_BEFORE_MAX_USEC)
+                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                  "Option 'not_before_usec' is more than a year from now (it is CLOCK_REALTIME "
+                                  "in microseconds).");
+        /* 0 or the past: runs as soon as it may */
+        if (v > now) {
+                j->not_before_usec = v;
+                j->status = JOB_SCHEDULED;
+        }
+        return 0;
+}
+
 /* Options whose semantics arrive with scheduling, inputs and expiry: their values are read
  * and type-checked, then the call is refused as not supported, rather than accepted and
  * silently ignored. */
@@ -245,8 +276,8 @@ static const struct {
         OptionParser parse;
 } submit_options[] = {
         { "priority",           "i",     parse_priority },
-        { "not_before_usec",    "t",     parse_unsupported },
-        { "delay_usec",         "t",     parse_unsupported },
+        { "not_before_usec",    "t",     parse_not_before },
+        { "delay_usec",         "t",     parse_not_before },
         { "timeout_usec",       "t",     parse_timeout },
         { "max_attempts",       "u",     parse_max_attempts },
         { "retry_backoff_usec", "t",     parse_retry_backoff },

@@ -515,6 +515,9 @@ static void on_submit_durable(int error, void *userdata) {
         if (j->status == JOB_PENDING) {
                 scheduler_add(m->scheduler, j);
                 manager_queue_dispatch(m);
+        } else if (j->status == JOB_SCHEDULED) {
+                scheduler_add(m->scheduler, j);
+                manager_arm_due(m);
         }
         /* debug: one journal entry per Submit costs journald more CPU than the Submit costs jobd */
         log_job(LOG_DEBUG, j->id, j->type, "Job %" G_GUINT64_FORMAT " of type %s submitted by uid %u.",
