@@ -174,6 +174,19 @@ static int parse_key_string(sd_bus_message *msg, const char *key, Job *j, const 
                           "of jobd yet; submit without it.", key);
 }
 
+static int parse_unique_key(sd_bus_message *msg, const char *key, Job *j, const JobType *t,
+                            Manager *m, sd_bus_error *error) {
+        const char *s;
+        int r = sd_bus_message_read_basic(msg, 's', &s);
+        if (r < 0)
+                return r;
+        if (*s == '\0' || strlen(s) > SUBMIT_KEY_MAX)
+                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                  "Option '%s' must be 1 to %u bytes long.", key, SUBMIT_KEY_MAX);
+        j->unique_key = g_strdup(s);
+        return 0;
+}
+
 static int parse_after(sd_bus_message *msg, const char *key, Job *j, const JobType *t,
                        Manager *m, sd_bus_error *error) {
         const void *ids;
@@ -283,7 +296,7 @@ static const struct {
         { "retry_backoff_usec", "t",     parse_retry_backoff },
         { "after",              "at",    parse_after },
         { "lock",               "s",     parse_key_string },
-        { "unique_key",         "s",     parse_key_string },
+        { "unique_key",         "s",     parse_unique_key },
         { "input",              "h",     parse_input },
         { "resources",          "a{sv}", parse_resources },
         { "retention_usec",     "t",     parse_retention },
@@ -355,6 +368,25 @@ static void on_submitted(Manager *m, int error, Job *j, void *userdata) {
         sd_bus_message_unref(msg);
 }
 
+typedef struct UniqueReply {
+        sd_bus_message *msg;
+        uint64_t id;
+} UniqueReply;
+
+/* The job already holding the key is answered once it is durable: it may still be on its way. */
+static void on_unique_durable(Manager *m, int error, Job *unused, void *userdata) {
+        g_autofree UniqueReply *u = userdata;
+        g_autofree char *path = job_path(u->id);
+
+        if (error < 0 || !manager_get_job(m, u->id))
+                (void) sd_bus_reply_method_errorf(u->msg, SD_BUS_ERROR_IO_ERROR,
+                                                  "The job holding this unique_key could not be stored; "
+                                                  "try again.");
+        else
+                (void) sd_bus_reply_method_return(u->msg, "to", u->id, path);
+        sd_bus_message_unref(u->msg);
+}
+
 static int method_submit(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         g_auto(Caller) caller = {};
@@ -407,6 +439,21 @@ static int method_submit(sd_bus_message *msg, void *userdata, sd_bus_error *erro
 
         if (!manager_accepts_changes(m))
                 return BUS_REFUSE_STORE_FAILED(error);
+        /* keys are per owner: nobody can squat on, or learn of, another user's job this way */
+        if (j->unique_key && manager_unique_holder(m, caller.uid, j->unique_key) > 0) {
+                uint64_t holder = manager_unique_holder(m, caller.uid, j->unique_key);
+                UniqueReply *u;
+
+                if (manager_get_job(m, holder)) {
+                        g_autofree char *path = job_path(holder);
+                        return sd_bus_reply_method_return(msg, "to", holder, path);
+                }
+                /* still on its way to the disk: answer when it is there, not before */
+                u = g_new0(UniqueReply, 1);
+                *u = (UniqueReply) { .msg = sd_bus_message_ref(msg), .id = holder };
+                manager_when_durable(m, on_unique_durable, u);
+                return 1;
+        }
         if (caller.uid != 0 && manager_n_unfinished_of(m, caller.uid) >= m->config.max_pending_per_user)
                 return bus_refuse(error, JOBD_ERROR_QUOTA_EXCEEDED,
                                   "You have %u unfinished jobs; the limit is %u (MaxPendingPerUser= in "

@@ -29,6 +29,12 @@
 #include "log.h"
 #include "manager.h"
 
+typedef struct Pending_marker {
+        Manager *manager;
+        ManagerDoneFn done;
+        void *userdata;
+} Pending_marker;
+
 static int on_dispatch(sd_event_source *s, void *userdata);
 static int on_due(sd_event_source *s, uint64_t usec, void *userdata);
 static void stream_destroy(gpointer s);
@@ -115,6 +121,7 @@ int manager_new(Manager **ret, bool user_mode) {
         m->changed_jobs = g_hash_table_new(g_direct_hash, g_direct_equal);
         m->user_names = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
         m->callers = caller_cache_new();
+        m->unique_keys = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         m->spool_fd = m->workspaces_fd = -1;
         m->executions = g_hash_table_new(g_int64_hash, g_int64_equal);
         m->cancel_requested = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
@@ -193,6 +200,7 @@ Manager *manager_free(Manager *m) {
         g_hash_table_unref(m->changed_jobs);
         g_hash_table_unref(m->user_names);
         g_hash_table_unref(m->callers);
+        g_hash_table_unref(m->unique_keys);
         g_hash_table_unref(m->executions);
         g_hash_table_unref(m->cancel_requested);
         g_hash_table_unref(m->running_by_type);
@@ -227,10 +235,58 @@ unsigned manager_n_unfinished_of(Manager *m, uid_t owner) {
         return GPOINTER_TO_UINT(g_hash_table_lookup(m->n_unfinished_by_owner, GUINT_TO_POINTER(owner)));
 }
 
+static char *unique_name(uid_t owner, const char *key) {
+        return g_strdup_printf("%u:%s", (unsigned) owner, key);
+}
+
+static void unique_hold(Manager *m, Job *j) {
+        if (j->unique_key && !job_status_is_finished(j->status))
+                g_hash_table_replace(m->unique_keys, unique_name(j->owner, j->unique_key),
+                                     g_memdup2(&j->id, sizeof(j->id)));
+}
+
+static void unique_drop(Manager *m, Job *j) {
+        g_autofree char *name = NULL;
+        uint64_t *holder;
+
+        if (!j->unique_key)
+                return;
+        name = unique_name(j->owner, j->unique_key);
+        holder = g_hash_table_lookup(m->unique_keys, name);
+        if (holder && *holder == j->id)
+                g_hash_table_remove(m->unique_keys, name);
+}
+
+uint64_t manager_unique_holder(Manager *m, uid_t owner, const char *key) {
+        g_autofree char *name = unique_name(owner, key);
+        uint64_t *holder = g_hash_table_lookup(m->unique_keys, name);
+
+        return holder ? *holder : 0;
+}
+
+static void on_durable_marker(int error, void *userdata) {
+        g_autofree Pending_marker *p = userdata;
+
+        p->done(p->manager, error, NULL, p->userdata);
+}
+
+void manager_when_durable(Manager *m, ManagerDoneFn done, void *userdata) {
+        g_autoptr(GByteArray) b = g_byte_array_new();
+        Pending_marker *p = g_new0(Pending_marker, 1);
+        int r;
+
+        *p = (Pending_marker) { .manager = m, .done = done, .userdata = userdata };
+        record_begin(b, RECORD_META, 0);
+        r = store_append(m->store, b->data, b->len, on_durable_marker, p);
+        if (r < 0)
+                on_durable_marker(r, p);
+}
+
 /* Links a job whose NEW record is durable into the tables. */
 /* Accounts a job in the tables beside m->jobs (which holds it already). */
 static void manager_index_job(Manager *m, Job *j) {
         j->manager = m;
+        unique_hold(m, j);
         if (!job_status_is_finished(j->status))
                 owner_count_add(m, j->owner, +1);
         if (j->status == JOB_PENDING || j->status == JOB_SCHEDULED)
@@ -501,6 +557,7 @@ static void on_submit_durable(int error, void *userdata) {
         if (error < 0) {
                 log_error_errno(error, "Failed to make job %" G_GUINT64_FORMAT " durable: %m", j->id);
                 owner_count_add(m, j->owner, -1);
+                unique_drop(m, j);
                 if (j->input_tmp)
                         (void) unlinkat(m->spool_fd, j->input_tmp, 0);
                 job_free(j);
@@ -536,6 +593,7 @@ void manager_submit(Manager *m, Job *j, ManagerDoneFn done, void *userdata) {
         j->submitted_usec = now_realtime_usec();
         job_encode(j, RECORD_JOB_NEW, 0, b);
         owner_count_add(m, j->owner, +1);
+        unique_hold(m, j);
 
         p = g_new0(Pending, 1);
         *p = (Pending) { .manager = m, .job = j, .id = j->id, .done = done, .userdata = userdata };
@@ -641,10 +699,14 @@ void manager_set_status(Manager *m, Job *j, JobStatus status, uint64_t extra_mas
         manager_arm_due(m);
         if (status == JOB_PENDING)
                 manager_queue_dispatch(m);
-        if (job_status_is_finished(status) && !was_finished)
+        if (job_status_is_finished(status) && !was_finished) {
                 owner_count_add(m, j->owner, -1);
-        else if (!job_status_is_finished(status) && was_finished)
+                unique_drop(m, j);
+        } else if (!job_status_is_finished(status) && was_finished) {
                 owner_count_add(m, j->owner, +1);
+                if (j->unique_key && !manager_unique_holder(m, j->owner, j->unique_key))
+                        unique_hold(m, j);
+        }
         if (job_status_is_finished(status)) {
                 j->finished_usec = now_realtime_usec();
                 extra_mask |= JOB_FIELD_BIT(JOB_FIELD_FINISHED);

@@ -46,6 +46,7 @@ typedef struct Manager {
         sd_event_source *emit_source;
         GHashTable *user_names;         /* uid → name cache for List */
         GHashTable *callers;            /* unique bus name → Caller (bus-util.h) */
+        GHashTable *unique_keys;        /* "uid:key" (owned) → &id of the unfinished job holding it */
 
         /* local execution */
         Runner *runner;
@@ -91,6 +92,12 @@ const char *manager_user_name(Manager *m, uid_t uid);
 /* Copies a Submit's input (j->input_fd) into a temporary spool file (j->input_tmp), bounded by
  * MaxInputBytes (-EFBIG). manager_submit() links it under the job once the job is durable. */
 int manager_spool_input(Manager *m, Job *j);
+
+/* The unfinished job (durable or on its way) that holds this owner's unique key: 0 if none. */
+uint64_t manager_unique_holder(Manager *m, uid_t owner, const char *key);
+/* Calls done once everything appended so far is durable (a no-op record rides the group
+ * commit: callbacks run in append order). */
+void manager_when_durable(Manager *m, ManagerDoneFn done, void *userdata);
 
 /* Whether changes are accepted now: not while the store is failed and rewriting its state. */
 bool manager_accepts_changes(Manager *m);

@@ -42,9 +42,43 @@ jid, path = submit("later", "{}", {"delay_usec": dbus.UInt64(60_000_000)})
 before = job_props(path)
 stop_jobd()
 after = job_props(path)
-eq((str(after["Status"]), int(after["NotBeforeUSec"])), (str(before["Status"]), int(before["NotBeforeUSec"])),
-   "a scheduled job keeps its status and due time across a restart")
+ok((str(after["Status"]), int(after["NotBeforeUSec"])) == (str(before["Status"]), int(before["NotBeforeUSec"])),
+   "a scheduled job keeps its status and due time across a restart",
+   f"before {before['Status']} {before['NotBeforeUSec']}, after {after['Status']} {after['NotBeforeUSec']}, "
+   f"now {int(time.time() * 1e6)}\n" +
+   run("journalctl", "-q", "--no-pager", "-o", "short-precise", "-u", "jobd.service").stdout[-3000:])
 job(path).Cancel()
 eq(str(job_props(path)["Status"]), "cancelled", "a scheduled job can be cancelled")
+
+# unique keys: while a job with the key is unfinished, Submit returns it (per owner)
+import os
+a, pa = submit("later", '{"n": 1}', {"unique_key": "nightly"})
+size = os.path.getsize("/var/lib/jobd/journal")
+b, pb = submit("later", '{"n": 2}', {"unique_key": "nightly"})
+eq((int(b), str(pb)), (int(a), str(pa)), "a second Submit with the key returns the first job")
+eq(os.path.getsize("/var/lib/jobd/journal"), size, "and writes no record")
+r = run("gdbus", "call", "--system", "--dest", "org.jobd.Jobd1", "--object-path", "/org/jobd/Jobd1",
+        "--method", "org.jobd.Jobd1.Manager.Submit", "later", "{}", "{'unique_key': <'nightly'>}", user=2002)
+ok(r.returncode == 0 and f"uint64 {int(a)}," not in r.stdout, "another user's key is their own", r.stdout + r.stderr)
+# pipelined: both Submits in one batch still get one job
+import dbus.mainloop.glib
+from gi.repository import GLib
+dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
+bb = dbus.bus.BusConnection(dbus.bus.BUS_SYSTEM)
+mm = dbus.Interface(bb.get_object(BUS_NAME, MANAGER_PATH), MANAGER_IFACE)
+replies, loop = [], GLib.MainLoop()
+def got_reply(*r):
+    replies.append(int(r[0]))
+    if len(replies) == 2:
+        loop.quit()
+for _ in range(2):
+    mm.Submit("later", "{}", dbus.Dictionary({"unique_key": "burst"}, signature="sv"),
+              reply_handler=got_reply, error_handler=lambda e: (replies.append(str(e)), loop.quit()))
+GLib.timeout_add(10000, loop.quit)
+loop.run()
+ok(len(replies) == 2 and replies[0] == replies[1], "two Submits with one key in the same batch get one job", replies)
+job(pa).Cancel()
+c, pc = submit("later", '{"n": 3}', {"unique_key": "nightly"})
+ok(int(c) != int(a), "once the job finished, the key makes a new job")
 
 done()
