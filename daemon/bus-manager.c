@@ -19,12 +19,6 @@
 #include "log.h"
 #include "params.h"
 
-static int refuse_not_supported(sd_bus_message *msg, sd_bus_error *error) {
-        return bus_refuse(error, JOBD_ERROR_NOT_SUPPORTED,
-                          "%s is part of the contract but not implemented by this version of jobd yet.",
-                          sd_bus_message_get_member(msg));
-}
-
 /* ---- Submit ---- */
 
 typedef struct SubmitOptions {
@@ -696,7 +690,7 @@ static int method_get_stats(sd_bus_message *msg, void *userdata, sd_bus_error *e
 
 /* ---- ListTypes ---- */
 
-static int append_type(sd_bus_message *reply, const JobType *t) {
+static int append_type(sd_bus_message *reply, const JobType *t, bool paused) {
         int r;
 
         r = sd_bus_message_open_container(reply, 'r', "ssa{sv}");
@@ -737,7 +731,7 @@ static int append_type(sd_bus_message *reply, const JobType *t) {
                                   "nice", "i", t->nice,
                                   "builtin", "b", t->builtin,
                                   "external", "b", !t->exec && !t->builtin,
-                                  "paused", "b", false,
+                                  "paused", "b", paused,
                                   "path", "s", t->path ?: "");
         if (r < 0)
                 return r;
@@ -788,7 +782,8 @@ static int method_list_types(sd_bus_message *msg, void *userdata, sd_bus_error *
                 return r;
         r = sd_bus_message_open_container(reply, 'a', "(ssa{sv})");
         for (guint i = 0; r >= 0 && i < sorted->len; i++)
-                r = append_type(reply, sorted->pdata[i]);
+                r = append_type(reply, sorted->pdata[i],
+                                manager_type_paused(m, ((JobType *) sorted->pdata[i])->name));
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         if (r < 0)
@@ -813,8 +808,42 @@ static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         return sd_bus_reply_method_return(msg, NULL);
 }
 
-static int method_not_supported(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        return refuse_not_supported(msg, error);
+static void on_paused_durable(Manager *m, int error, Job *unused, void *userdata) {
+        sd_bus_message *msg = userdata;
+
+        if (error < 0)
+                (void) sd_bus_reply_method_errorf(msg, SD_BUS_ERROR_IO_ERROR,
+                                                  "The change was applied but could not be made durable yet; "
+                                                  "jobd is rewriting its journal.");
+        else
+                (void) sd_bus_reply_method_return(msg, NULL);
+        sd_bus_message_unref(msg);
+}
+
+/* PauseType and ResumeType: a paused type keeps its queue but starts and hands out nothing. */
+static int method_pause_type(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        bool pause = g_str_equal(sd_bus_message_get_member(msg), "PauseType");
+        g_auto(Caller) caller = {};
+        const char *type;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &type);
+        if (r < 0)
+                return r;
+        r = bus_query_caller(msg, m->callers, &caller);
+        if (r < 0)
+                return r;
+        if (caller.uid != 0)
+                return bus_refuse(error, JOBD_ERROR_ACCESS_DENIED,
+                                  "%s is for root; run it with sudo.", sd_bus_message_get_member(msg));
+        if (!manager_get_type(m, type))
+                return bus_refuse(error, JOBD_ERROR_UNKNOWN_TYPE,
+                                  "Unknown job type '%s'; `jobctl types` lists the configured ones.", type);
+        if (!manager_accepts_changes(m))
+                return BUS_REFUSE_STORE_FAILED(error);
+        manager_set_paused(m, type, pause, on_paused_durable, sd_bus_message_ref(msg));
+        return 1;
 }
 
 /* ---- Claim ---- */
@@ -933,9 +962,9 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
                                 method_reload, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("PauseType", SD_BUS_ARGS("s", type), SD_BUS_NO_RESULT,
-                                method_not_supported, SD_BUS_VTABLE_UNPRIVILEGED),
+                                method_pause_type, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ResumeType", SD_BUS_ARGS("s", type), SD_BUS_NO_RESULT,
-                                method_not_supported, SD_BUS_VTABLE_UNPRIVILEGED),
+                                method_pause_type, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("JobNew", SD_BUS_ARGS("t", id, "o", job, "s", type), 0),
         SD_BUS_SIGNAL_WITH_ARGS("JobChanged", SD_BUS_ARGS("t", id, "o", job, "s", status), 0),
         SD_BUS_VTABLE_END

@@ -29,11 +29,15 @@
 #include "log.h"
 #include "manager.h"
 
+static void append_paused(Manager *m, GByteArray *b);
+
 typedef struct Pending_marker {
         Manager *manager;
         ManagerDoneFn done;
         void *userdata;
 } Pending_marker;
+
+static void on_durable_marker(int error, void *userdata);
 
 static int on_dispatch(sd_event_source *s, void *userdata);
 static int on_due(sd_event_source *s, uint64_t usec, void *userdata);
@@ -48,6 +52,7 @@ static void link_input(Manager *m, Job *j);
 /* META record tags */
 enum {
         META_NEXT_ID = 1,
+        META_PAUSED_TYPES = 2,  /* the whole set, in every META record that carries it */
 };
 
 static gint id_compare(gconstpointer a, gconstpointer b, gpointer unused) {
@@ -122,6 +127,7 @@ int manager_new(Manager **ret, bool user_mode) {
         m->user_names = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
         m->callers = caller_cache_new();
         m->unique_keys = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        m->paused_types = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         m->spool_fd = m->workspaces_fd = -1;
         m->executions = g_hash_table_new(g_int64_hash, g_int64_equal);
         m->cancel_requested = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
@@ -201,6 +207,7 @@ Manager *manager_free(Manager *m) {
         g_hash_table_unref(m->user_names);
         g_hash_table_unref(m->callers);
         g_hash_table_unref(m->unique_keys);
+        g_hash_table_unref(m->paused_types);
         g_hash_table_unref(m->executions);
         g_hash_table_unref(m->cancel_requested);
         g_hash_table_unref(m->running_by_type);
@@ -255,6 +262,37 @@ static void unique_drop(Manager *m, Job *j) {
         holder = g_hash_table_lookup(m->unique_keys, name);
         if (holder && *holder == j->id)
                 g_hash_table_remove(m->unique_keys, name);
+}
+
+static void append_paused(Manager *m, GByteArray *b) {
+        g_autofree const char **names = (const char **) g_hash_table_get_keys_as_array(m->paused_types, NULL);
+
+        record_put_strv(b, META_PAUSED_TYPES, (char *const *) names);
+}
+
+bool manager_type_paused(Manager *m, const char *type) {
+        return g_hash_table_contains(m->paused_types, type);
+}
+
+void manager_set_paused(Manager *m, const char *type, bool paused, ManagerDoneFn done, void *userdata) {
+        g_autoptr(GByteArray) b = g_byte_array_new();
+        Pending_marker *p = g_new0(Pending_marker, 1);
+        int r;
+
+        if (paused)
+                g_hash_table_add(m->paused_types, g_strdup(type));
+        else
+                g_hash_table_remove(m->paused_types, type);
+        log_info("Type %s %s.", type, paused ? "paused" : "resumed");
+        if (!paused)
+                manager_queue_dispatch(m);
+
+        *p = (Pending_marker) { .manager = m, .done = done, .userdata = userdata };
+        record_begin(b, RECORD_META, 0);
+        append_paused(m, b);
+        r = store_append(m->store, b->data, b->len, on_durable_marker, p);
+        if (r < 0)
+                on_durable_marker(r, p);
 }
 
 uint64_t manager_unique_holder(Manager *m, uid_t owner, const char *key) {
@@ -365,9 +403,18 @@ static int on_replay_record(const void *payload, size_t size, void *userdata) {
                 return 0;
         case RECORD_META: {
                 RecordField f;
-                while ((r = record_reader_next(&reader, &f)) > 0)
+                while ((r = record_reader_next(&reader, &f)) > 0) {
+                        g_auto(GStrv) names = NULL;
+
                         if (f.tag == META_NEXT_ID && f.wire == RECORD_WIRE_VARINT && f.u64 > m->next_id)
                                 m->next_id = f.u64;
+                        else if (f.tag == META_PAUSED_TYPES && f.wire == RECORD_WIRE_STRINGS &&
+                                 record_field_strv(&f, &names) >= 0) {
+                                g_hash_table_remove_all(m->paused_types);
+                                for (char **n = names; n && *n; n++)
+                                        g_hash_table_add(m->paused_types, g_strdup(*n));
+                        }
+                }
                 return 0;
         }
         default:
@@ -396,6 +443,7 @@ static int on_snapshot(StoreWriter *w, void *userdata) {
 
         record_begin(b, RECORD_META, 0);
         record_put_u64(b, META_NEXT_ID, m->next_id);
+        append_paused(m, b);
         r = store_writer_add(w, b->data, b->len);
         if (r < 0)
                 return r;
@@ -779,7 +827,7 @@ static Job *pick_next(Manager *m) {
                 const JobType *t = v;
                 Job *j;
 
-                if (!type_runs_locally(t))
+                if (!type_runs_locally(t) || manager_type_paused(m, t->name))
                         continue;
                 if (t->concurrency > 0 && running_of(m, t->name) >= t->concurrency)
                         continue;
@@ -951,6 +999,8 @@ Job *manager_pick_pending(Manager *m, char *const *types, bool without_input) {
         Job *best = NULL;
 
         for (char *const *t = types; t && *t; t++) {
+                if (manager_type_paused(m, *t))
+                        continue;
                 Job *j = without_input ? scheduler_find(m->scheduler, *t, has_no_input, NULL) :
                                          scheduler_peek(m->scheduler, *t);
                 if (j && (!best || j->priority > best->priority ||

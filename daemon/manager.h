@@ -47,6 +47,7 @@ typedef struct Manager {
         GHashTable *user_names;         /* uid → name cache for List */
         GHashTable *callers;            /* unique bus name → Caller (bus-util.h) */
         GHashTable *unique_keys;        /* "uid:key" (owned) → &id of the unfinished job holding it */
+        GHashTable *paused_types;       /* type names (owned) that start and hand out nothing */
 
         /* local execution */
         Runner *runner;
@@ -98,6 +99,10 @@ uint64_t manager_unique_holder(Manager *m, uid_t owner, const char *key);
 /* Calls done once everything appended so far is durable (a no-op record rides the group
  * commit: callbacks run in append order). */
 void manager_when_durable(Manager *m, ManagerDoneFn done, void *userdata);
+
+/* Pauses or resumes a type (persisted; survives restarts and reloads). done once durable. */
+void manager_set_paused(Manager *m, const char *type, bool paused, ManagerDoneFn done, void *userdata);
+bool manager_type_paused(Manager *m, const char *type);
 
 /* Whether changes are accepted now: not while the store is failed and rewriting its state. */
 bool manager_accepts_changes(Manager *m);

@@ -100,8 +100,6 @@ ok("Cancelled by uid 0" in str(p["Error"]), "Error says who cancelled", p["Error
 ok(int(p["FinishedUSec"]) >= int(p["SubmittedUSec"]), "FinishedUSec is set")
 expect_error("Cancel of a cancelled job", ERR + "InvalidState", job(path).Cancel)
 expect_error("a job that does not exist", ERR + "NoSuchJob", job("/org/jobd/Jobd1/job/999999").Cancel)
-expect_error("a method not implemented yet", "org.freedesktop.DBus.Error.NotSupported",
-             manager().PauseType, "echo")
 
 # SubmitUsers= and SubmitGroups= restrict who submits (jobdtest1 is in group jobdadm)
 write_type("restricted", "[Type]\nDescription=Restricted\nSubmitUsers=jobdtest2\n")
