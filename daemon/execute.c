@@ -285,7 +285,7 @@ static void on_started(Execution *e, void *userdata) {
         Job *j = context_job(c);
 
         if (j)
-                log_job(LOG_INFO, j->id, j->type, "Job %" G_GUINT64_FORMAT " started in %s.", j->id, j->unit);
+                log_job(LOG_DEBUG, j->id, j->type, "Job %" G_GUINT64_FORMAT " started in %s.", j->id, j->unit);
 }
 
 static void on_log(Execution *e, const char *line, size_t size, void *userdata) {
@@ -397,12 +397,19 @@ static void collect_outputs(Manager *m, ExecContext *c, Outcome *o) {
                 g_ptr_array_unref(col.names);
                 return;
         }
-        spool = execute_open_spool(m, c->id, true);
-        if (spool >= 0 && (mkdirat(spool, "outputs", 0700) >= 0 || errno == EEXIST))
-                to = openat(spool, "outputs", O_RDONLY|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC);
-        while (to >= 0 && (de = readdir(d)))
-                if (!g_str_equal(de->d_name, ".") && !g_str_equal(de->d_name, ".."))
-                        collect_one(m, c, dirfd(d), to, de->d_name, &col);
+        while ((de = readdir(d))) {
+                if (g_str_equal(de->d_name, ".") || g_str_equal(de->d_name, ".."))
+                        continue;
+                /* the spool folder is made for the first output, not for every job */
+                if (to < 0) {
+                        spool = execute_open_spool(m, c->id, true);
+                        if (spool >= 0 && (mkdirat(spool, "outputs", 0700) >= 0 || errno == EEXIST))
+                                to = openat(spool, "outputs", O_RDONLY|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC);
+                        if (to < 0)
+                                break;
+                }
+                collect_one(m, c, dirfd(d), to, de->d_name, &col);
+        }
         closedir(d);
 
         g_ptr_array_sort(col.names, compare_names);

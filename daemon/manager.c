@@ -42,6 +42,8 @@ static void on_durable_marker(int error, void *userdata);
 static int on_dispatch(sd_event_source *s, void *userdata);
 static int on_due(sd_event_source *s, uint64_t usec, void *userdata);
 static void stream_destroy(gpointer s);
+static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata);
+#define STREAM_SWEEP_USEC (UINT64_C(30) * 1000000)
 static void free_execution_context(gpointer key, gpointer value, gpointer userdata);
 static void running_count_add(Manager *m, const char *type, int delta);
 static void manager_arm_due(Manager *m);
@@ -172,6 +174,13 @@ int manager_new(Manager **ret, bool user_mode) {
 
         lease_setup(m);
 
+        r = sd_event_add_time_relative(m->event, &m->sweep_source, CLOCK_MONOTONIC, STREAM_SWEEP_USEC, 0,
+                                       on_sweep, m);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(m->sweep_source, SD_EVENT_ON);
+        (void) sd_event_source_set_description(m->sweep_source, "stream-sweep");
+
         r = sd_event_add_time(m->event, &m->due_source, CLOCK_REALTIME, UINT64_MAX, 0, on_due, m);
         if (r < 0)
                 return r;
@@ -213,6 +222,7 @@ Manager *manager_free(Manager *m) {
         g_hash_table_unref(m->running_by_type);
         sd_event_source_unref(m->dispatch_source);
         sd_event_source_unref(m->due_source);
+        sd_event_source_unref(m->sweep_source);
         if (m->spool_fd >= 0)
                 (void) close(m->spool_fd);
         if (m->workspaces_fd >= 0)
@@ -759,9 +769,12 @@ void manager_set_status(Manager *m, Job *j, JobStatus status, uint64_t extra_mas
                 j->finished_usec = now_realtime_usec();
                 extra_mask |= JOB_FIELD_BIT(JOB_FIELD_FINISHED);
         }
-        if (s && job_status_is_finished(status))
+        if (s && job_status_is_finished(status)) {
                 (void) follow_stream_end(s, job_status_to_string(status), j->exit_status, j->error);
-        else if (s)
+                /* the history stays in the spool; a later Follow opens the stream again */
+                if (follow_stream_n_followers(s) == 0)
+                        g_hash_table_remove(m->streams, &j->id);
+        } else if (s)
                 (void) follow_stream_status(s, job_status_to_string(status));
 
         manager_commit(m, j, extra_mask | JOB_FIELD_BIT(JOB_FIELD_STATUS), done, userdata);
@@ -780,6 +793,23 @@ static void free_execution_context(gpointer key, gpointer value, gpointer userda
 
 static void stream_destroy(gpointer s) {
         follow_stream_free(s);
+}
+
+/* A stream holds two fds; one per finished job would run jobd out of them. Followers of a
+ * finished job drain and leave; then its stream goes. */
+static int on_sweep(sd_event_source *source, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        GHashTableIter it;
+        gpointer key, value;
+
+        g_hash_table_iter_init(&it, m->streams);
+        while (g_hash_table_iter_next(&it, &key, &value)) {
+                Job *j = manager_get_job(m, *(uint64_t *) key);
+                if ((!j || job_status_is_finished(j->status)) && follow_stream_n_followers(value) == 0)
+                        g_hash_table_iter_remove(&it);
+        }
+        (void) sd_event_source_set_time_relative(source, STREAM_SWEEP_USEC);
+        return sd_event_source_set_enabled(source, SD_EVENT_ON);
 }
 
 static int open_state_subdir(int dir_fd, const char *name, int *ret_fd) {

@@ -59,6 +59,7 @@ typedef struct Manager {
         GHashTable *running_by_type;    /* type name (owned) → count */
         sd_event_source *dispatch_source;
         sd_event_source *due_source;    /* the earliest scheduled job's NotBeforeUSec */
+        sd_event_source *sweep_source;  /* closes streams of finished jobs nobody follows any more */
 
         /* external workers (lease.c) */
         GQueue *waiters;                /* Waiter*: parked Claims, oldest first */

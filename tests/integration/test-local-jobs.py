@@ -177,6 +177,15 @@ job(J + str(int(p["Id"]))).Retry()
 p2 = finished(int(p["Id"]))
 eq((str(p2["Status"]), int(p2["ExitStatus"]), int(p2["Attempt"])), ("failed", 5, 1), "Retry runs a failed job again from attempt 1")
 
+# finished jobs hold no fds: 30 jobs later jobd has no more open files than before
+def n_fds():
+    return len(os.listdir(f"/proc/{jobd_main_pid()}/fd"))
+finished(int(submit("echo", "{}")[0]))
+before_fds = n_fds()
+for jid in [int(submit("echo", '{"n": %d}' % i)[0]) for i in range(30)]:
+    finished(jid)
+ok(n_fds() <= before_fds + 2, "running jobs leaves no fds open in jobd", (before_fds, n_fds()))
+
 # kill -9 of jobd while a job runs: after re-activation it is not left running unaccounted
 jid = sh("sleep 60")
 status_is(jid, "running")
