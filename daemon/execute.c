@@ -69,10 +69,10 @@ static int on_workspace_expired(sd_event_source *s, uint64_t usec, void *userdat
         g_autofree char *name = id_name(e->id);
 
         (void) rm_rf_at(e->manager->workspaces_fd, name);
-        /* take the loop's reference back and drop it: the source (and e, by its destroy
-         * callback) goes once this dispatch is over */
+        /* Dropping the loop's reference frees the source (and e, by its destroy callback) once
+         * this dispatch is over. set_floating(false) is that drop: it hands the loop's reference
+         * to a caller that holds none, so no unref follows it. */
         (void) sd_event_source_set_floating(s, false);
-        sd_event_source_unref(s);
         return 0;
 }
 
