@@ -517,7 +517,8 @@ static int method_complete(sd_bus_message *msg, void *userdata, sd_bus_error *er
         if (!manager_accepts_changes(m))
                 return BUS_REFUSE_STORE_FAILED(error);
 
-        r = store_outputs(m, j, outputs, &o.outputs);
+        /* no folders for a Complete without outputs */
+        r = outputs->len > 0 ? store_outputs(m, j, outputs, &o.outputs) : 0;
         if (r < 0)
                 return sd_bus_error_set_errnof(error, -r, "Failed to store the outputs: %s", g_strerror(-r));
         o.result = g_strdup(*result ? result : "null");

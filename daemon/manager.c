@@ -1015,7 +1015,8 @@ void manager_attempt_ended_full(Manager *m, Job *j, Outcome *o, ManagerDoneFn do
                 return;
         }
 
-        log_job(o->status == JOB_SUCCEEDED ? LOG_INFO : LOG_NOTICE, j->id, j->type,
+        /* success at debug: a journal line per job costs journald more than the job costs jobd */
+        log_job(o->status == JOB_SUCCEEDED ? LOG_DEBUG : LOG_NOTICE, j->id, j->type,
                 "Job %" G_GUINT64_FORMAT " %s%s%s.", j->id, job_status_to_string(o->status),
                 j->error ? ": " : "", j->error ?: "");
         manager_set_status(m, j, o->status, mask, done, userdata);
