@@ -98,19 +98,6 @@ static int property_get_outputs(sd_bus *bus, const char *path, const char *inter
         return sd_bus_message_append_strv(reply, current_caller_owns(bus, j) ? j->outputs : NULL);
 }
 
-static void on_cancelled(Manager *m, int error, Job *j, void *userdata) {
-        sd_bus_message *msg = userdata;
-
-        if (error < 0)
-                (void) sd_bus_reply_method_errorf(msg, SD_BUS_ERROR_IO_ERROR,
-                                                  "The job was cancelled, but the change could not be "
-                                                  "made durable yet (%s); jobd is rewriting its journal.",
-                                                  g_strerror(-error));
-        else
-                (void) sd_bus_reply_method_return(msg, NULL);
-        sd_bus_message_unref(msg);
-}
-
 static int method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Job *j = userdata;
         Manager *m = j->manager;
@@ -143,7 +130,7 @@ static int method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *erro
 
         g_free(j->error);
         j->error = g_strdup_printf("Cancelled by uid %u.", (unsigned) caller.uid);
-        manager_set_status(m, j, JOB_CANCELLED, JOB_FIELD_BIT(JOB_FIELD_ERROR), on_cancelled,
+        manager_set_status(m, j, JOB_CANCELLED, JOB_FIELD_BIT(JOB_FIELD_ERROR), bus_reply_when_durable,
                            sd_bus_message_ref(msg));
         return 1;
 }
@@ -162,19 +149,6 @@ static int refuse_unless_owner(sd_bus_message *msg, Job *j, const char *what, sd
         return 0;
 }
 
-static void on_retried(Manager *m, int error, Job *j, void *userdata) {
-        sd_bus_message *msg = userdata;
-
-        if (error < 0)
-                (void) sd_bus_reply_method_errorf(msg, SD_BUS_ERROR_IO_ERROR,
-                                                  "The job was queued again, but the change could not be made "
-                                                  "durable yet (%s); jobd is rewriting its journal.",
-                                                  g_strerror(-error));
-        else
-                (void) sd_bus_reply_method_return(msg, NULL);
-        sd_bus_message_unref(msg);
-}
-
 static int method_retry(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Job *j = userdata;
         Manager *m = j->manager;
@@ -189,7 +163,7 @@ static int method_retry(sd_bus_message *msg, void *userdata, sd_bus_error *error
                                   j->id, job_status_to_string(j->status));
         if (!manager_accepts_changes(m))
                 return BUS_REFUSE_STORE_FAILED(error);
-        manager_retry(m, j, on_retried, sd_bus_message_ref(msg));
+        manager_retry(m, j, bus_reply_when_durable, sd_bus_message_ref(msg));
         return 1;
 }
 
@@ -294,18 +268,6 @@ static int refuse_stale(Job *j, const char *token, bool claimed_only, sd_bus_err
                           "This token is not the current attempt's of job %" G_GUINT64_FORMAT
                           " (the job is %s, attempt %u); nothing was changed.",
                           j->id, job_status_to_string(j->status), j->attempt);
-}
-
-static void on_worker_change_durable(Manager *m, int error, Job *j, void *userdata) {
-        sd_bus_message *msg = userdata;
-
-        if (error < 0)
-                (void) sd_bus_reply_method_errorf(msg, SD_BUS_ERROR_IO_ERROR,
-                                                  "The change was applied but could not be made durable yet "
-                                                  "(%s); jobd is rewriting its journal.", g_strerror(-error));
-        else
-                (void) sd_bus_reply_method_return(msg, NULL);
-        sd_bus_message_unref(msg);
 }
 
 static int method_heartbeat(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -522,7 +484,7 @@ static int method_complete(sd_bus_message *msg, void *userdata, sd_bus_error *er
         if (r < 0)
                 return sd_bus_error_set_errnof(error, -r, "Failed to store the outputs: %s", g_strerror(-r));
         o.result = g_strdup(*result ? result : "null");
-        manager_attempt_ended_full(m, j, &o, on_worker_change_durable, sd_bus_message_ref(msg));
+        manager_attempt_ended_full(m, j, &o, bus_reply_when_durable, sd_bus_message_ref(msg));
         return 1;
 }
 
@@ -575,7 +537,7 @@ static int method_fail(sd_bus_message *msg, void *userdata, sd_bus_error *error)
                 return BUS_REFUSE_STORE_FAILED(error);
 
         o.error = g_strdup(*text ? text : "the worker reported a failure");
-        manager_attempt_ended_full(m, j, &o, on_worker_change_durable, sd_bus_message_ref(msg));
+        manager_attempt_ended_full(m, j, &o, bus_reply_when_durable, sd_bus_message_ref(msg));
         return 1;
 }
 
@@ -596,7 +558,7 @@ static int method_release(sd_bus_message *msg, void *userdata, sd_bus_error *err
                                   "delay_usec is %" G_GUINT64_FORMAT "; at most a day.", delay);
         if (!manager_accepts_changes(j->manager))
                 return BUS_REFUSE_STORE_FAILED(error);
-        manager_release(j->manager, j, delay, on_worker_change_durable, sd_bus_message_ref(msg));
+        manager_release(j->manager, j, delay, bus_reply_when_durable, sd_bus_message_ref(msg));
         return 1;
 }
 

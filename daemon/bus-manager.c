@@ -808,18 +808,6 @@ static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         return sd_bus_reply_method_return(msg, NULL);
 }
 
-static void on_paused_durable(Manager *m, int error, Job *unused, void *userdata) {
-        sd_bus_message *msg = userdata;
-
-        if (error < 0)
-                (void) sd_bus_reply_method_errorf(msg, SD_BUS_ERROR_IO_ERROR,
-                                                  "The change was applied but could not be made durable yet; "
-                                                  "jobd is rewriting its journal.");
-        else
-                (void) sd_bus_reply_method_return(msg, NULL);
-        sd_bus_message_unref(msg);
-}
-
 /* PauseType and ResumeType: a paused type keeps its queue but starts and hands out nothing. */
 static int method_pause_type(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
@@ -842,7 +830,7 @@ static int method_pause_type(sd_bus_message *msg, void *userdata, sd_bus_error *
                                   "Unknown job type '%s'; `jobctl types` lists the configured ones.", type);
         if (!manager_accepts_changes(m))
                 return BUS_REFUSE_STORE_FAILED(error);
-        manager_set_paused(m, type, pause, on_paused_durable, sd_bus_message_ref(msg));
+        manager_set_paused(m, type, pause, bus_reply_when_durable, sd_bus_message_ref(msg));
         return 1;
 }
 

@@ -189,3 +189,15 @@ int bus_enter_option(sd_bus_message *m, const char *key, const char *want, sd_bu
                                   key, want, contents ?: "?");
         return sd_bus_message_enter_container(m, SD_BUS_TYPE_VARIANT, want);
 }
+
+void bus_reply_when_durable(struct Manager *m, int error, Job *j, void *userdata) {
+        sd_bus_message *msg = userdata;
+
+        if (error < 0)
+                (void) sd_bus_reply_method_errorf(msg, SD_BUS_ERROR_IO_ERROR,
+                                                  "The change was applied, but could not be made durable yet "
+                                                  "(%s); jobd is rewriting its journal.", g_strerror(-error));
+        else
+                (void) sd_bus_reply_method_return(msg, NULL);
+        sd_bus_message_unref(msg);
+}

@@ -44,6 +44,10 @@ bool caller_in_lists(const Caller *c, char *const *users, char *const *groups);
                    "jobd's journal could not be written and is being rewritten; no changes are accepted " \
                    "until that succeeded. Nothing was changed; try again shortly.")
 
+/* A ManagerDoneFn for a change whose caller waits: userdata is the call (a reference, dropped
+ * here); it gets an empty reply once durable, IOError (saying the change stands) otherwise. */
+void bus_reply_when_durable(struct Manager *m, int error, Job *j, void *userdata);
+
 /* sd_bus_error_setf that returns the errno a method handler returns for a refusal */
 int bus_refuse(sd_bus_error *error, const char *name, const char *format, ...)
         __attribute__((format(printf, 3, 4)));
