@@ -205,76 +205,72 @@ static int parse_after(sd_bus_message *msg, const char *key, Job *j, const JobTy
                           "version of jobd yet; submit without it.");
 }
 
-static int parse_resources(sd_bus_message *msg, const char *key, Job *j, const JobType *t,
-                           Manager *m, sd_bus_error *error) {
-        const char *name;
+typedef struct ResourceTarget {
+        Job *job;
+        const JobType *type;
+} ResourceTarget;
+
+static int resource_entry(sd_bus_message *msg, const char *name, void *userdata, sd_bus_error *error) {
+        ResourceTarget *rt = userdata;
+        Job *j = rt->job;
+        const JobType *t = rt->type;
         int r;
 
-        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
-                r = sd_bus_message_read_basic(msg, 's', &name);
+        if (g_str_equal(name, "memory_max") || g_str_equal(name, "tasks_max")) {
+                uint64_t v;
+                r = bus_enter_option(msg, name, "t", error);
                 if (r < 0)
                         return r;
-
-                if (g_str_equal(name, "memory_max") || g_str_equal(name, "tasks_max")) {
-                        uint64_t v;
-                        r = bus_enter_option(msg, name, "t", error);
-                        if (r < 0)
-                                return r;
-                        r = sd_bus_message_read_basic(msg, 't', &v);
-                        if (r < 0)
-                                return r;
-                        if (v == 0)
-                                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
-                                                  "Resource '%s' is 0; it must be at least 1.", name);
-                        /* the type's limits are ceilings: a job may ask for less, never more */
-                        if (g_str_equal(name, "memory_max"))
-                                j->memory_max = MIN(v, t->memory_max);
-                        else
-                                j->tasks_max = MIN(v, t->tasks_max);
-                } else if (g_str_equal(name, "cpu_quota_percent")) {
-                        uint32_t v;
-                        r = bus_enter_option(msg, name, "u", error);
-                        if (r < 0)
-                                return r;
-                        r = sd_bus_message_read_basic(msg, 'u', &v);
-                        if (r < 0)
-                                return r;
-                        if (v == 0 || v > 100000)
-                                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
-                                                  "Resource 'cpu_quota_percent' is %u; it must be "
-                                                  "between 1 and 100000 (100 is one CPU).", v);
-                        j->cpu_quota_percent = t->cpu_quota_percent > 0 ? MIN(v, t->cpu_quota_percent) : v;
-                } else if (g_str_equal(name, "nice")) {
-                        int32_t v;
-                        r = bus_enter_option(msg, name, "i", error);
-                        if (r < 0)
-                                return r;
-                        r = sd_bus_message_read_basic(msg, 'i', &v);
-                        if (r < 0)
-                                return r;
-                        if (v < -20 || v > 19)
-                                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
-                                                  "Resource 'nice' is %i; it must be between -20 and 19.", v);
-                        /* never kinder than the type allows */
-                        j->nice = MAX(v, t->nice);
-                } else
+                r = sd_bus_message_read_basic(msg, 't', &v);
+                if (r < 0)
+                        return r;
+                if (v == 0)
                         return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
-                                          "Unknown resource '%s'; use memory_max (t), "
-                                          "cpu_quota_percent (u), tasks_max (t) or nice (i).", name);
+                                          "Resource '%s' is 0; it must be at least 1.", name);
+                /* the type's limits are ceilings: a job may ask for less, never more */
+                if (g_str_equal(name, "memory_max"))
+                        j->memory_max = MIN(v, t->memory_max);
+                else
+                        j->tasks_max = MIN(v, t->tasks_max);
+        } else if (g_str_equal(name, "cpu_quota_percent")) {
+                uint32_t v;
+                r = bus_enter_option(msg, name, "u", error);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_read_basic(msg, 'u', &v);
+                if (r < 0)
+                        return r;
+                if (v == 0 || v > 100000)
+                        return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                          "Resource 'cpu_quota_percent' is %u; it must be "
+                                          "between 1 and 100000 (100 is one CPU).", v);
+                j->cpu_quota_percent = t->cpu_quota_percent > 0 ? MIN(v, t->cpu_quota_percent) : v;
+        } else if (g_str_equal(name, "nice")) {
+                int32_t v;
+                r = bus_enter_option(msg, name, "i", error);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_read_basic(msg, 'i', &v);
+                if (r < 0)
+                        return r;
+                if (v < -20 || v > 19)
+                        return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                          "Resource 'nice' is %i; it must be between -20 and 19.", v);
+                /* never kinder than the type allows */
+                j->nice = MAX(v, t->nice);
+        } else
+                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                  "Unknown resource '%s'; use memory_max (t), "
+                                  "cpu_quota_percent (u), tasks_max (t) or nice (i).", name);
 
-                r = sd_bus_message_exit_container(msg);         /* variant */
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(msg);         /* dict entry */
-                if (r < 0)
-                        return r;
-        }
-        if (r < 0)
-                return r;
-        return sd_bus_message_exit_container(msg);
+        return 0;
+}
+
+static int parse_resources(sd_bus_message *msg, const char *key, Job *j, const JobType *t,
+                           Manager *m, sd_bus_error *error) {
+        ResourceTarget rt = { .job = j, .type = t };
+
+        return bus_read_vardict(msg, resource_entry, &rt, error);
 }
 
 static const struct {
@@ -297,50 +293,37 @@ static const struct {
         { "expire_usec",        "t",     parse_unsupported },
 };
 
-static int read_submit_options(sd_bus_message *msg, Manager *m, const JobType *t, Job *j,
-                               sd_bus_error *error) {
-        g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-        const char *key;
+typedef struct SubmitTarget {
+        Manager *manager;
+        const JobType *type;
+        Job *job;
+} SubmitTarget;
+
+static int submit_option_entry(sd_bus_message *msg, const char *key, void *userdata, sd_bus_error *error) {
+        SubmitTarget *st = userdata;
+        size_t i;
         int r;
 
-        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
+        for (i = 0; i < G_N_ELEMENTS(submit_options); i++)
+                if (g_str_equal(submit_options[i].name, key))
+                        break;
+        if (i >= G_N_ELEMENTS(submit_options))
+                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                  "Unknown option '%s'. Known options: priority, not_before_usec, "
+                                  "delay_usec, timeout_usec, max_attempts, retry_backoff_usec, "
+                                  "after, lock, unique_key, input, resources, retention_usec, "
+                                  "expire_usec.", key);
+        r = bus_enter_option(msg, key, submit_options[i].signature, error);
         if (r < 0)
                 return r;
-        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
-                size_t i;
+        return submit_options[i].parse(msg, key, st->job, st->type, st->manager, error);
+}
 
-                r = sd_bus_message_read_basic(msg, 's', &key);
-                if (r < 0)
-                        return r;
-                for (i = 0; i < G_N_ELEMENTS(submit_options); i++)
-                        if (g_str_equal(submit_options[i].name, key))
-                                break;
-                if (i >= G_N_ELEMENTS(submit_options))
-                        return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
-                                          "Unknown option '%s'. Known options: priority, not_before_usec, "
-                                          "delay_usec, timeout_usec, max_attempts, retry_backoff_usec, "
-                                          "after, lock, unique_key, input, resources, retention_usec, "
-                                          "expire_usec.", key);
-                if (!g_hash_table_add(seen, g_strdup(key)))
-                        return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
-                                          "Option '%s' is given twice.", key);
+static int read_submit_options(sd_bus_message *msg, Manager *m, const JobType *t, Job *j,
+                               sd_bus_error *error) {
+        SubmitTarget st = { .manager = m, .type = t, .job = j };
 
-                r = bus_enter_option(msg, key, submit_options[i].signature, error);
-                if (r < 0)
-                        return r;
-                r = submit_options[i].parse(msg, key, j, t, m, error);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(msg);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(msg);
-                if (r < 0)
-                        return r;
-        }
-        if (r < 0)
-                return r;
-        return sd_bus_message_exit_container(msg);
+        return bus_read_vardict(msg, submit_option_entry, &st, error);
 }
 
 static void on_submitted(Manager *m, int error, Job *j, void *userdata) {

@@ -201,3 +201,32 @@ void bus_reply_when_durable(struct Manager *m, int error, Job *j, void *userdata
                 (void) sd_bus_reply_method_return(msg, NULL);
         sd_bus_message_unref(msg);
 }
+
+int bus_read_vardict(sd_bus_message *m, BusVardictFn fn, void *userdata, sd_bus_error *error) {
+        g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        const char *key;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                r = sd_bus_message_read_basic(m, 's', &key);
+                if (r < 0)
+                        return r;
+                if (!g_hash_table_add(seen, g_strdup(key)))
+                        return bus_refuse(error, JOBD_ERROR_INVALID_OPTION, "'%s' is given twice.", key);
+                r = fn(m, key, userdata, error);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(m);           /* variant */
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(m);           /* dict entry */
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}

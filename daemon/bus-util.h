@@ -48,6 +48,12 @@ bool caller_in_lists(const Caller *c, char *const *users, char *const *groups);
  * here); it gets an empty reply once durable, IOError (saying the change stands) otherwise. */
 void bus_reply_when_durable(struct Manager *m, int error, Job *j, void *userdata);
 
+/* Walks an a{sv}: for each entry fn gets the key with the message at its variant, and must enter
+ * it (bus_enter_option) and read the value; the walk leaves the variant and the entry. A key
+ * given twice is refused with InvalidOption. */
+typedef int (*BusVardictFn)(sd_bus_message *m, const char *key, void *userdata, sd_bus_error *error);
+int bus_read_vardict(sd_bus_message *m, BusVardictFn fn, void *userdata, sd_bus_error *error);
+
 /* sd_bus_error_setf that returns the errno a method handler returns for a refusal */
 int bus_refuse(sd_bus_error *error, const char *name, const char *format, ...)
         __attribute__((format(printf, 3, 4)));
