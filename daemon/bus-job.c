@@ -488,11 +488,35 @@ static int method_complete(sd_bus_message *msg, void *userdata, sd_bus_error *er
         return 1;
 }
 
+static int fail_option_entry(sd_bus_message *msg, const char *key, void *userdata, sd_bus_error *error) {
+        Outcome *o = userdata;
+        int b, r;
+
+        if (g_str_equal(key, "retry")) {
+                r = bus_enter_option(msg, key, "b", error);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_read_basic(msg, 'b', &b);
+                if (r < 0)
+                        return r;
+                o->retryable = b;
+                return 0;
+        }
+        if (g_str_equal(key, "retry_after_usec")) {
+                r = bus_enter_option(msg, key, "t", error);
+                if (r < 0)
+                        return r;
+                return sd_bus_message_read_basic(msg, 't', &o->retry_after_usec);
+        }
+        return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                          "Unknown Fail option '%s'; use retry (b) or retry_after_usec (t).", key);
+}
+
 static int method_fail(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Job *j = userdata;
         Manager *m = j->manager;
         g_auto(Outcome) o = { .status = JOB_FAILED, .exit_status = -1, .retryable = true };
-        const char *token, *text, *key;
+        const char *token, *text;
         int r;
 
         r = sd_bus_message_read(msg, "ss", &token, &text);
@@ -504,33 +528,7 @@ static int method_fail(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         if (strlen(text) > ERROR_TEXT_MAX)
                 return bus_refuse(error, JOBD_ERROR_TOO_LARGE,
                                   "The error text is %zu bytes; the limit is %u.", strlen(text), ERROR_TEXT_MAX);
-        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
-                r = sd_bus_message_read_basic(msg, 's', &key);
-                if (r < 0)
-                        return r;
-                if (g_str_equal(key, "retry")) {
-                        int b;
-                        r = bus_enter_option(msg, key, "b", error);
-                        if (r >= 0)
-                                r = sd_bus_message_read_basic(msg, 'b', &b);
-                        o.retryable = b;
-                } else if (g_str_equal(key, "retry_after_usec")) {
-                        r = bus_enter_option(msg, key, "t", error);
-                        if (r >= 0)
-                                r = sd_bus_message_read_basic(msg, 't', &o.retry_after_usec);
-                } else
-                        return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
-                                          "Unknown Fail option '%s'; use retry (b) or retry_after_usec (t).", key);
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(msg);
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(msg);
-                if (r < 0)
-                        return r;
-        }
+        r = bus_read_vardict(msg, fail_option_entry, &o, error);
         if (r < 0)
                 return r;
         if (!manager_accepts_changes(m))

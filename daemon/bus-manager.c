@@ -838,13 +838,33 @@ static int check_claim_type(Manager *m, const Caller *caller, const char *name, 
         return 0;
 }
 
+typedef struct ClaimOptions {
+        bool track, fds;
+} ClaimOptions;
+
+static int claim_option_entry(sd_bus_message *msg, const char *key, void *userdata, sd_bus_error *error) {
+        ClaimOptions *co = userdata;
+        int b, r;
+
+        if (!g_str_equal(key, "track") && !g_str_equal(key, "fds"))
+                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                  "Unknown Claim option '%s'; use track (b) or fds (b).", key);
+        r = bus_enter_option(msg, key, "b", error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read_basic(msg, 'b', &b);
+        if (r < 0)
+                return r;
+        *(g_str_equal(key, "track") ? &co->track : &co->fds) = b;
+        return 0;
+}
+
 static int method_claim(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         g_auto(Caller) caller = {};
         g_auto(GStrv) types = NULL;
         uint64_t wait_usec;
-        bool track = false, fds = true;
-        const char *key;
+        ClaimOptions co = { .track = false, .fds = true };
         size_t n;
         int r;
 
@@ -854,36 +874,7 @@ static int method_claim(sd_bus_message *msg, void *userdata, sd_bus_error *error
         r = sd_bus_message_read(msg, "t", &wait_usec);
         if (r < 0)
                 return r;
-        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
-                r = sd_bus_message_read_basic(msg, 's', &key);
-                if (r < 0)
-                        return r;
-                if (!g_str_equal(key, "track") && !g_str_equal(key, "fds"))
-                        return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
-                                          "Unknown Claim option '%s'; use track (b) or fds (b).", key);
-                r = bus_enter_option(msg, key, "b", error);
-                if (r < 0)
-                        return r;
-                int b;
-                r = sd_bus_message_read_basic(msg, 'b', &b);
-                if (r < 0)
-                        return r;
-                if (g_str_equal(key, "track"))
-                        track = b;
-                else
-                        fds = b;
-                r = sd_bus_message_exit_container(msg);
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(msg);
-                if (r < 0)
-                        return r;
-        }
-        if (r < 0)
-                return r;
-        r = sd_bus_message_exit_container(msg);
+        r = bus_read_vardict(msg, claim_option_entry, &co, error);
         if (r < 0)
                 return r;
 
@@ -905,7 +896,7 @@ static int method_claim(sd_bus_message *msg, void *userdata, sd_bus_error *error
         }
         if (!manager_accepts_changes(m))
                 return BUS_REFUSE_STORE_FAILED(error);
-        return lease_claim(m, msg, types, wait_usec, track, fds, error);
+        return lease_claim(m, msg, types, wait_usec, co.track, co.fds, error);
 }
 
 static const sd_bus_vtable manager_vtable[] = {
