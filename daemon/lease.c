@@ -272,25 +272,19 @@ static int reply_claimed(Manager *m, sd_bus_message *msg, Job *j) {
         return sd_bus_send(NULL, reply, NULL);
 }
 
-static void on_claim_durable(Manager *m, int error, Job *j, void *userdata) {
-        sd_bus_message *msg = userdata;
-
-        /* On error the attempt exists in memory and the rewrite persists it; nobody holds its
-         * token, so its lease runs out and the job goes back. */
-        if (error < 0 || !j || !j->claimed)
-                (void) sd_bus_reply_method_errorf(msg, SD_BUS_ERROR_IO_ERROR,
-                                                  "The claim could not be made durable; try again.");
-        else if (reply_claimed(m, msg, j) < 0)
-                log_warning("Failed to answer a Claim of job %" G_GUINT64_FORMAT ".", j->id);
-        sd_bus_message_unref(msg);
-}
-
+/* A Claim is answered as soon as its record is queued, without waiting for its fsync: the
+ * worker's Complete (or Fail, Release) comes after it in the journal and is answered only once
+ * durable, which makes the claim durable with it. If jobd dies before that fsync, the claim is
+ * forgotten: the job is pending again after the restart and the worker's token is refused as
+ * StaleToken — never applied twice, never lost; the same as a lease running out. This halves
+ * the fsyncs of a lone worker's cycle. */
 static void claim_now(Manager *m, Job *j, sd_bus_message *msg, bool track_sender) {
-        manager_claim(m, j, sd_bus_message_get_sender(msg), track_sender, on_claim_durable,
-                      sd_bus_message_ref(msg));
+        manager_claim(m, j, sd_bus_message_get_sender(msg), track_sender, NULL, NULL);
         lease_extend(m, j, j->deadline_usec);
         if (j->tracked)
                 track(m, j);
+        if (reply_claimed(m, msg, j) < 0)
+                log_warning("Failed to answer a Claim of job %" G_GUINT64_FORMAT ".", j->id);
 }
 
 /* A Claim whose caller left must not be handed a job nobody will ever see. */

@@ -108,9 +108,16 @@ static int on_emit_changes(sd_event_source *s, void *userdata) {
         GHashTableIter it;
         gpointer key;
 
+        /* One JobChanged and one PropertiesChanged per job per turn of the loop, with the state
+         * it has now: a worker's claim and its Complete that became durable in one batch are one
+         * change to watchers, and every signal costs the bus daemon as much as a call. */
         g_hash_table_iter_init(&it, m->changed_jobs);
         while (g_hash_table_iter_next(&it, &key, NULL)) {
-                bus_job_emit_changed(m, key);
+                Job *j = key;
+
+                if (j->changed & JOB_FIELD_BIT(JOB_FIELD_STATUS))
+                        bus_manager_emit_job_changed(m, j);
+                bus_job_emit_changed(m, j);
                 g_hash_table_iter_remove(&it);
         }
         return sd_event_source_set_enabled(s, SD_EVENT_OFF);
@@ -712,8 +719,6 @@ static void manager_announce(Manager *m, Job *j, uint64_t mask) {
         j->changed |= mask;
         g_hash_table_add(m->changed_jobs, j);
         (void) sd_event_source_set_enabled(m->emit_source, SD_EVENT_ONESHOT);
-        if (mask & JOB_FIELD_BIT(JOB_FIELD_STATUS))
-                bus_manager_emit_job_changed(m, j);
 }
 
 static void on_commit_durable(int error, void *userdata) {
@@ -732,7 +737,9 @@ static void on_commit_durable(int error, void *userdata) {
                 p->done(m, error, j, p->userdata);
 }
 
-void manager_commit(Manager *m, Job *j, uint64_t mask, ManagerDoneFn done, void *userdata) {
+/* within_usec 0: in the next group commit; else at the latest within_usec from now. */
+static void commit_within(Manager *m, Job *j, uint64_t mask, uint64_t within_usec,
+                          ManagerDoneFn done, void *userdata) {
         g_autoptr(GByteArray) b = g_byte_array_new();
         Pending *p;
         int r;
@@ -740,13 +747,19 @@ void manager_commit(Manager *m, Job *j, uint64_t mask, ManagerDoneFn done, void 
         job_encode(j, RECORD_JOB_UPDATE, mask, b);
         p = g_new0(Pending, 1);
         *p = (Pending) { .manager = m, .id = j->id, .mask = mask, .done = done, .userdata = userdata };
-        r = store_append(m->store, b->data, b->len, on_commit_durable, p);
+        r = within_usec > 0 ?
+                store_append_lazy(m->store, b->data, b->len, within_usec, on_commit_durable, p) :
+                store_append(m->store, b->data, b->len, on_commit_durable, p);
         if (r < 0)
                 on_commit_durable(r, p);
 }
 
-void manager_set_status(Manager *m, Job *j, JobStatus status, uint64_t extra_mask,
-                        ManagerDoneFn done, void *userdata) {
+void manager_commit(Manager *m, Job *j, uint64_t mask, ManagerDoneFn done, void *userdata) {
+        commit_within(m, j, mask, 0, done, userdata);
+}
+
+static void set_status_within(Manager *m, Job *j, JobStatus status, uint64_t extra_mask,
+                              uint64_t within_usec, ManagerDoneFn done, void *userdata) {
         bool was_finished = job_status_is_finished(j->status);
         FollowStream *s = manager_get_stream(m, j, false);
 
@@ -777,7 +790,12 @@ void manager_set_status(Manager *m, Job *j, JobStatus status, uint64_t extra_mas
         } else if (s)
                 (void) follow_stream_status(s, job_status_to_string(status));
 
-        manager_commit(m, j, extra_mask | JOB_FIELD_BIT(JOB_FIELD_STATUS), done, userdata);
+        commit_within(m, j, extra_mask | JOB_FIELD_BIT(JOB_FIELD_STATUS), within_usec, done, userdata);
+}
+
+void manager_set_status(Manager *m, Job *j, JobStatus status, uint64_t extra_mask,
+                        ManagerDoneFn done, void *userdata) {
+        set_status_within(m, j, status, extra_mask, 0, done, userdata);
 }
 
 /* ---- local execution: dispatch, attempts, retries ---- */
@@ -786,6 +804,8 @@ void manager_set_status(Manager *m, Job *j, JobStatus status, uint64_t extra_mas
 /* every attempt's scope is jobd-ID.scope: give systemd time to drop the last one */
 #define RETRY_BACKOFF_MIN_USEC (UINT64_C(500) * 1000)
 #define TOKEN_BYTES 16
+/* how long a claim's record may wait for a fsync it can share */
+#define CLAIM_COMMIT_WITHIN_USEC (UINT64_C(10) * 1000)
 
 static void free_execution_context(gpointer key, gpointer value, gpointer userdata) {
         g_free(execution_get_userdata(value));
@@ -894,7 +914,6 @@ static void on_running_durable(Manager *m, int error, Job *j, void *userdata) {
 
 static void start_attempt(Manager *m, Job *j) {
         uint64_t now = now_realtime_usec();
-        FollowStream *s;
 
         j->attempt++;
         j->started_usec = now;
@@ -909,9 +928,6 @@ static void start_attempt(Manager *m, Job *j) {
         j->exit_status = -1;
         running_count_add(m, j->type, +1);
 
-        /* the stream's history starts with the run; its status event comes from set_status */
-        s = manager_get_stream(m, j, true);
-        (void) s;
         manager_set_status(m, j, JOB_RUNNING,
                            JOB_FIELD_BIT(JOB_FIELD_ATTEMPT) | JOB_FIELD_BIT(JOB_FIELD_STARTED) |
                            JOB_FIELD_BIT(JOB_FIELD_DEADLINE) | JOB_FIELD_BIT(JOB_FIELD_UNIT) |
@@ -1059,15 +1075,16 @@ void manager_claim(Manager *m, Job *j, const char *sender, bool track, ManagerDo
         j->exit_status = -1;
         j->claimed = true;
 
-        (void) manager_get_stream(m, j, true);
-        manager_set_status(m, j, JOB_RUNNING,
-                           JOB_FIELD_BIT(JOB_FIELD_ATTEMPT) | JOB_FIELD_BIT(JOB_FIELD_STARTED) |
-                           JOB_FIELD_BIT(JOB_FIELD_DEADLINE) | JOB_FIELD_BIT(JOB_FIELD_UNIT) |
-                           JOB_FIELD_BIT(JOB_FIELD_WORKER) | JOB_FIELD_BIT(JOB_FIELD_TRACKED) |
-                           JOB_FIELD_BIT(JOB_FIELD_TOKEN) | JOB_FIELD_BIT(JOB_FIELD_PROGRESS) |
-                           JOB_FIELD_BIT(JOB_FIELD_PROGRESS_MESSAGE) | JOB_FIELD_BIT(JOB_FIELD_RESULT) |
-                           JOB_FIELD_BIT(JOB_FIELD_EXIT_STATUS),
-                           done, userdata);
+        /* Claim is answered before its record is durable (see lease.c): the record rides the
+         * worker's next call that waits for the disk, usually its Complete. */
+        set_status_within(m, j, JOB_RUNNING,
+                          JOB_FIELD_BIT(JOB_FIELD_ATTEMPT) | JOB_FIELD_BIT(JOB_FIELD_STARTED) |
+                          JOB_FIELD_BIT(JOB_FIELD_DEADLINE) | JOB_FIELD_BIT(JOB_FIELD_UNIT) |
+                          JOB_FIELD_BIT(JOB_FIELD_WORKER) | JOB_FIELD_BIT(JOB_FIELD_TRACKED) |
+                          JOB_FIELD_BIT(JOB_FIELD_TOKEN) | JOB_FIELD_BIT(JOB_FIELD_PROGRESS) |
+                          JOB_FIELD_BIT(JOB_FIELD_PROGRESS_MESSAGE) | JOB_FIELD_BIT(JOB_FIELD_RESULT) |
+                          JOB_FIELD_BIT(JOB_FIELD_EXIT_STATUS),
+                          CLAIM_COMMIT_WITHIN_USEC, done, userdata);
 }
 
 void manager_release(Manager *m, Job *j, uint64_t delay_usec, ManagerDoneFn done, void *userdata) {
@@ -1105,8 +1122,13 @@ FollowStream *manager_get_stream(Manager *m, Job *j, bool create) {
                 return NULL;
         }
         g_hash_table_insert(m->streams, g_memdup2(&j->id, sizeof(j->id)), s);
-        /* a finished job whose history never got its end (it never ran) ends now */
-        if (job_status_is_finished(j->status) && !follow_stream_ended(s))
+        /* Streams are made when first needed (a Follow, a log line, a progress report), not
+         * for every attempt: most jobs are never followed, and a folder and a file per job
+         * cost more than the rest of a worker's cycle. So a new stream starts with the status
+         * the job has now; a finished job whose history never got its end ends now. */
+        if (!job_status_is_finished(j->status))
+                (void) follow_stream_status(s, job_status_to_string(j->status));
+        else if (!follow_stream_ended(s))
                 (void) follow_stream_end(s, job_status_to_string(j->status), j->exit_status, j->error);
         return s;
 }

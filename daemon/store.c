@@ -84,6 +84,7 @@ typedef struct StorePending {
 struct Store {
         sd_event *event;
         sd_event_source *commit_source;
+        sd_event_source *lazy_source;   /* the latest instant queued lazy appends get their commit */
         sd_event_source *retry_source;
         uint64_t retry_usec;
 
@@ -662,6 +663,7 @@ Store *store_free(Store *s) {
         }
 
         sd_event_source_disable_unref(s->commit_source);
+        sd_event_source_disable_unref(s->lazy_source);
         sd_event_source_disable_unref(s->retry_source);
         sd_event_unref(s->event);
         closep(&s->fd);
@@ -826,7 +828,8 @@ int store_open(Store *s, StoreReplayFn fn, void *userdata, StoreReplayStats *ret
         return 0;
 }
 
-int store_append(Store *s, const void *payload, size_t size, StoreDoneFn done, void *userdata) {
+static int store_queue(Store *s, const void *payload, size_t size, StoreDoneFn done, void *userdata,
+                       bool commit_now) {
         StorePending p = {
                 .done = done,
                 .userdata = userdata,
@@ -849,7 +852,7 @@ int store_append(Store *s, const void *payload, size_t size, StoreDoneFn done, v
         record_frame_append(s->queue, s->salt, payload, size);
         g_array_append_val(s->pending, p);
 
-        if (s->commit_source) {
+        if (s->commit_source && commit_now) {
                 r = sd_event_source_set_enabled(s->commit_source, SD_EVENT_ONESHOT);
                 if (r < 0) {
                         g_byte_array_set_size(s->queue, s->queue->len - (guint) p.frame_size);
@@ -859,6 +862,60 @@ int store_append(Store *s, const void *payload, size_t size, StoreDoneFn done, v
         }
 
         return 0;
+}
+
+int store_append(Store *s, const void *payload, size_t size, StoreDoneFn done, void *userdata) {
+        return store_queue(s, payload, size, done, userdata, true);
+}
+
+static int on_lazy_due(sd_event_source *source, uint64_t usec, void *userdata) {
+        Store *s = userdata;
+        int r;
+
+        if (s->failed || store_n_queued(s) == 0)
+                return 0;
+        r = sd_event_source_set_enabled(s->commit_source, SD_EVENT_ONESHOT);
+        if (r < 0)
+                /* Nothing would ever write them: answer them rather than strand them. */
+                (void) store_enter_failed(s, r);
+        return 0;
+}
+
+int store_append_lazy(Store *s, const void *payload, size_t size, uint64_t within_usec,
+                      StoreDoneFn done, void *userdata) {
+        uint64_t due;
+        int r, enabled = SD_EVENT_OFF;
+
+        assert(s);
+
+        if (!s->event)
+                return store_append(s, payload, size, done, userdata);
+
+        r = sd_event_now(s->event, CLOCK_MONOTONIC, &due);
+        if (r < 0)
+                return r;
+        due = within_usec > UINT64_MAX - due ? UINT64_MAX : due + within_usec;
+
+        if (!s->lazy_source) {
+                r = sd_event_add_time(s->event, &s->lazy_source, CLOCK_MONOTONIC, due, 0, on_lazy_due, s);
+                if (r < 0)
+                        return r;
+                (void) sd_event_source_set_description(s->lazy_source, "store-lazy-commit");
+        } else {
+                uint64_t armed;
+
+                /* an earlier deadline already armed stays */
+                (void) sd_event_source_get_enabled(s->lazy_source, &enabled);
+                if (enabled == SD_EVENT_OFF || sd_event_source_get_time(s->lazy_source, &armed) < 0 || armed > due) {
+                        r = sd_event_source_set_time(s->lazy_source, due);
+                        if (r >= 0)
+                                r = sd_event_source_set_enabled(s->lazy_source, SD_EVENT_ONESHOT);
+                        if (r < 0)
+                                return r;
+                }
+        }
+
+        return store_queue(s, payload, size, done, userdata, false);
 }
 
 int store_flush(Store *s) {

@@ -61,6 +61,10 @@ int store_open(Store *s, StoreReplayFn fn, void *userdata, StoreReplayStats *ret
 /* Queues a payload; done is called later from the event loop (or from store_flush). Refused
  * with -EROFS while the store is failed, -E2BIG over RECORD_PAYLOAD_MAX. */
 int store_append(Store *s, const void *payload, size_t size, StoreDoneFn done, void *userdata);
+/* The same for a change nobody waits on at once: its write and fsync ride the next batch,
+ * made at the latest within_usec from now. */
+int store_append_lazy(Store *s, const void *payload, size_t size, uint64_t within_usec,
+                      StoreDoneFn done, void *userdata);
 /* Writes and fsyncs everything queued now, calling the done callbacks. */
 int store_flush(Store *s);
 
