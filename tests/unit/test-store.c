@@ -560,6 +560,49 @@ static void test_group_commit(Fixture *f, gconstpointer data) {
         payloads_assert_equal(in, got);
 }
 
+/* A lazy append waits for the next regular one and shares its fsync, in append order; alone,
+ * it is committed when its time is up. */
+static void test_lazy_append(Fixture *f, gconstpointer data) {
+        g_autoptr(GArray) results = g_array_new(FALSE, FALSE, sizeof(int));
+        g_autoptr(GPtrArray) in = payloads_new(), got = payloads_new();
+        g_autoptr(sd_event) event = NULL;
+        g_autoptr(Store) s = NULL;
+        uint64_t n_fsyncs;
+        gsize n;
+        const void *p;
+
+        g_assert_cmpint(sd_event_new(&event), >=, 0);
+        s = store_open_collect(f, event, got, NULL);
+        n_fsyncs = store_get_n_fsyncs(s);
+        for (unsigned i = 0; i < 3; i++)
+                g_ptr_array_add(in, payload_make(i));
+
+        p = g_bytes_get_data(in->pdata[0], &n);
+        g_assert_cmpint(store_append_lazy(s, p, n, 60 * G_USEC_PER_SEC, on_done, results), ==, 0);
+        /* nothing is due: the loop has nothing to do now */
+        g_assert_cmpint(sd_event_run(event, 0), ==, 0);
+        g_assert_cmpuint(results->len, ==, 0);
+        g_assert_cmpuint(store_get_n_fsyncs(s), ==, n_fsyncs);
+
+        p = g_bytes_get_data(in->pdata[1], &n);
+        g_assert_cmpint(store_append(s, p, n, on_done, results), ==, 0);
+        g_assert_cmpint(sd_event_run(event, 0), >, 0);
+        assert_results(results, 2, 0);
+        g_assert_cmpuint(store_get_n_fsyncs(s), ==, n_fsyncs + 1);
+
+        /* alone: committed once its 1 ms are up, by the loop, without another append */
+        p = g_bytes_get_data(in->pdata[2], &n);
+        g_assert_cmpint(store_append_lazy(s, p, n, 1000, on_done, results), ==, 0);
+        while (results->len < 3)
+                g_assert_cmpint(sd_event_run(event, 5 * G_USEC_PER_SEC), >, 0);
+        assert_results(results, 3, 0);
+        g_assert_cmpuint(store_get_n_fsyncs(s), ==, n_fsyncs + 2);
+        g_clear_pointer(&s, store_free);
+
+        s = store_open_collect(f, NULL, got, NULL);
+        payloads_assert_equal(in, got);
+}
+
 static void test_batch_max(Fixture *f, gconstpointer data) {
         g_autoptr(GArray) results = g_array_new(FALSE, FALSE, sizeof(int));
         g_autoptr(GPtrArray) in = payloads_new(), got = payloads_new();
@@ -912,6 +955,7 @@ int main(int argc, char *argv[]) {
         ADD("/store/compact-snapshot-fails", test_compact_snapshot_fails);
         ADD("/store/compact-automatic", test_compact_automatic);
         ADD("/store/group-commit", test_group_commit);
+        ADD("/store/lazy-append", test_lazy_append);
         ADD("/store/batch-max", test_batch_max);
         ADD("/store/append-from-callback", test_append_from_callback);
         ADD("/store/fsync-fails", test_fsync_fails);
