@@ -113,6 +113,7 @@ typedef struct Job {
         bool sched_timed;               /* … in the timed set (scheduled), not a type's queue */
         bool claimed;                   /* running attempt held by an external worker */
         void *lease_node;               /* the manager's lease set, while claimed */
+        uint64_t retained_usec;         /* finished: its key in the retention index; 0: not in it */
         char *input_tmp;                /* Submit: the input copied into the spool, until linked */
         int input_fd;                   /* Submit: the caller's input fd, until copied */
 } Job;

@@ -28,6 +28,7 @@
 #include "lease.h"
 #include "log.h"
 #include "manager.h"
+#include "retention.h"
 
 static void append_paused(Manager *m, GByteArray *b);
 
@@ -165,6 +166,10 @@ int manager_new(Manager **ret, bool user_mode) {
         if (r < 0)
                 return r;
 
+        r = retention_setup(m);
+        if (r < 0)
+                return r;
+
         r = sd_event_add_defer(m->event, &m->emit_source, on_emit_changes, m);
         if (r < 0)
                 return r;
@@ -230,6 +235,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_unref(m->dispatch_source);
         sd_event_source_unref(m->due_source);
         sd_event_source_unref(m->sweep_source);
+        retention_free(m);
         if (m->spool_fd >= 0)
                 (void) close(m->spool_fd);
         if (m->workspaces_fd >= 0)
@@ -346,6 +352,8 @@ static void manager_index_job(Manager *m, Job *j) {
                 owner_count_add(m, j->owner, +1);
         if (j->status == JOB_PENDING || j->status == JOB_SCHEDULED)
                 scheduler_add(m->scheduler, j);
+        if (job_status_is_finished(j->status))
+                retention_track(m, j);
         /* a running attempt with a worker and no scope is an external worker's */
         j->claimed = j->status == JOB_RUNNING && j->worker && !j->unit;
         if (j->status == JOB_RUNNING && !j->claimed)
@@ -539,6 +547,7 @@ void manager_reload(Manager *m, GPtrArray *problems) {
                 g_hash_table_unref(m->types);
         m->types = jobtype_load_dirs((const char *const *) m->type_dirs, problems);
         log_info("Loaded %u job types.", g_hash_table_size(m->types));
+        retention_arm(m);
 }
 
 /* ---- start and run ---- */
@@ -774,6 +783,7 @@ static void set_status_within(Manager *m, Job *j, JobStatus status, uint64_t ext
                 owner_count_add(m, j->owner, -1);
                 unique_drop(m, j);
         } else if (!job_status_is_finished(status) && was_finished) {
+                retention_untrack(m, j);
                 owner_count_add(m, j->owner, +1);
                 if (j->unique_key && !manager_unique_holder(m, j->owner, j->unique_key))
                         unique_hold(m, j);
@@ -781,6 +791,7 @@ static void set_status_within(Manager *m, Job *j, JobStatus status, uint64_t ext
         if (job_status_is_finished(status)) {
                 j->finished_usec = now_realtime_usec();
                 extra_mask |= JOB_FIELD_BIT(JOB_FIELD_FINISHED);
+                retention_track(m, j);
         }
         if (s && job_status_is_finished(status)) {
                 (void) follow_stream_end(s, job_status_to_string(status), j->exit_status, j->error);
@@ -1181,6 +1192,28 @@ void manager_progress(Manager *m, Job *j, unsigned percent, const char *message)
         (void) sd_bus_emit_signal(m->bus, path, JOBD_JOB_INTERFACE, "Progress", "us", percent, message);
         manager_commit(m, j, JOB_FIELD_BIT(JOB_FIELD_PROGRESS) | JOB_FIELD_BIT(JOB_FIELD_PROGRESS_MESSAGE),
                        NULL, NULL);
+}
+
+void manager_purge(Manager *m, Job *j) {
+        g_autoptr(GByteArray) b = g_byte_array_new();
+        uint64_t id = j->id;
+        int r;
+
+        g_assert(job_status_is_finished(j->status));
+
+        /* Nobody waits for it: a purge lost in a crash is done again after the restart. If the
+         * store fails, its rewrite is made from memory, where the job is gone already. */
+        record_begin(b, RECORD_JOB_PURGE, id);
+        r = store_append(m->store, b->data, b->len, NULL, NULL);
+        if (r < 0)
+                log_job(LOG_WARNING, id, j->type, "Failed to record the purge: %s", g_strerror(-r));
+
+        retention_untrack(m, j);
+        g_hash_table_remove(m->changed_jobs, j);
+        g_hash_table_remove(m->streams, &id);
+        g_hash_table_remove(m->cancel_requested, &id);
+        execute_remove_files(m, id);
+        g_tree_remove(m->jobs, &id);
 }
 
 /* ---- crash recovery ---- */

@@ -60,6 +60,8 @@ typedef struct Manager {
         sd_event_source *dispatch_source;
         sd_event_source *due_source;    /* the earliest scheduled job's NotBeforeUSec */
         sd_event_source *sweep_source;  /* closes streams of finished jobs nobody follows any more */
+        GTree *finished;                /* finished Job* by (FinishedUSec, id): retention.c */
+        sd_event_source *purge_source;  /* the oldest finished job's end of retention */
 
         /* external workers (lease.c) */
         GQueue *waiters;                /* Waiter*: parked Claims, oldest first */
@@ -136,6 +138,9 @@ FollowStream *manager_get_stream(Manager *m, Job *j, bool create);
 int manager_cancel_running(Manager *m, Job *j);
 /* Re-queues a failed or cancelled job with a fresh attempt count. */
 void manager_retry(Manager *m, Job *j, ManagerDoneFn done, void *userdata);
+/* Removes a finished job for good: a PURGE record, its spool folder and workspace, its Follow
+ * stream (followers get EOF) and its object. */
+void manager_purge(Manager *m, Job *j);
 /* Records a progress report of the running attempt and announces it. */
 void manager_progress(Manager *m, Job *j, unsigned percent, const char *message);
 
