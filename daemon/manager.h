@@ -19,6 +19,7 @@
 #include "follow.h"
 #include "job.h"
 #include "jobtype.h"
+#include "recurring.h"
 #include "runner.h"
 #include "scheduler.h"
 #include "store.h"
@@ -60,6 +61,9 @@ typedef struct Manager {
         sd_event_source *dispatch_source;
         sd_event_source *due_source;    /* the earliest scheduled job's NotBeforeUSec */
         sd_event_source *sweep_source;  /* closes streams of finished jobs nobody follows any more */
+
+        /* the timers of types with [Schedule] (NULL until the bus is connected) */
+        Recurring *recurring;
 
         /* external workers (lease.c) */
         GQueue *waiters;                /* Waiter*: parked Claims, oldest first */
