@@ -674,8 +674,11 @@ static int method_get_stats(sd_bus_message *msg, void *userdata, sd_bus_error *e
 /* ---- ListTypes ---- */
 
 static int append_type(sd_bus_message *reply, const JobType *t, bool paused, const char *schedule_error) {
-        g_autofree char *timer = t->on_calendar ? g_strconcat(RECURRING_UNIT_PREFIX, t->name, ".timer", NULL) : NULL;
+        g_autofree char *timer = NULL;
         int r;
+
+        if (t->on_calendar)
+                timer = g_strconcat(RECURRING_UNIT_PREFIX, t->name, ".timer", NULL);
 
         r = sd_bus_message_open_container(reply, 'r', "ssa{sv}");
         if (r < 0)

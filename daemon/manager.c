@@ -570,9 +570,9 @@ static int manager_connect_bus(Manager *m) {
 
         /* user mode: only the user's own folders (the first two) schedule; the system's types are
          * the system jobd's to schedule */
-        g_auto(GStrv) own_dirs = m->user_mode ? g_strdupv((char *[]) { m->type_dirs[0], m->type_dirs[1], NULL })
-                                              : NULL;
-        r = recurring_new(&m->recurring, m->bus, m->runner, m->user_mode, JOBD_JOBCTL_PATH, own_dirs);
+        char *user_dirs[] = { m->type_dirs[0], m->type_dirs[1], NULL };
+        r = recurring_new(&m->recurring, m->bus, m->runner, m->user_mode, JOBD_JOBCTL_PATH,
+                          m->user_mode ? user_dirs : NULL);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the schedules: %m");
 
@@ -580,7 +580,7 @@ static int manager_connect_bus(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to acquire the bus name " JOBD_BUS_NAME ": %m");
 
-        /* a timer's submit may be what started us: only once the name is ours can it be served */
+        /* last: if anything above fails, jobd exits without having touched the timers */
         (void) recurring_sync(m->recurring, m->types);
         return 0;
 }

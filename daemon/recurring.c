@@ -277,15 +277,16 @@ static int append_timer_properties(sd_bus_message *m, const Schedule *s) {
 
 static int append_exec(sd_bus_message *m, const Recurring *r, const Schedule *s) {
         g_autofree char *key = g_strconcat("--unique-key=" UNIQUE_KEY_PREFIX, s->type, NULL);
+        /* "--": parameters such as -1 are not options */
+        const char *words[] = { "submit", key, "--", s->type, s->parameters };
         g_autoptr(GPtrArray) argv = g_ptr_array_new();
         int k;
 
         g_ptr_array_add(argv, r->jobctl);
         if (r->user_mode)       /* jobctl talks to the system's jobd unless told */
                 g_ptr_array_add(argv, "--user");
-        /* "--": parameters such as -1 are not options */
-        for (const char *const *a = (const char *const[]) { "submit", key, "--", s->type, s->parameters, NULL }; *a; a++)
-                g_ptr_array_add(argv, (char *) *a);
+        for (size_t i = 0; i < G_N_ELEMENTS(words); i++)
+                g_ptr_array_add(argv, (char *) words[i]);
         g_ptr_array_add(argv, NULL);
 
         k = sd_bus_message_open_container(m, 'r', "sv");
@@ -361,8 +362,8 @@ static void op_failed(Op *o, const char *why) {
         const Schedule *s = o->start;
 
         log_internal(LOG_WARNING, 0, 0, s->type, NULL,
-                     "%s: [Schedule] OnCalendar=%s: systemd refused the timer " RECURRING_UNIT_PREFIX "%s.timer: %s",
-                     s->path ?: s->type, s->on_calendar, s->type, why);
+                     "%s: [Schedule] OnCalendar=%s: systemd refused the timer " RECURRING_UNIT_PREFIX
+                     "%s.timer: %s", s->path ?: s->type, s->on_calendar, s->type, why);
         set_error(o->recurring, s->type,
                   g_strdup_printf("%s: OnCalendar=%s: systemd refused the timer: %s", s->path ?: s->type,
                                   s->on_calendar, why));

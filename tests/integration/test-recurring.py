@@ -130,9 +130,12 @@ def fired_again():
         seen.append(t)
     return len(seen) >= 4
 wait_for(fired_again, 20, "three more firings", interval=0.1)
-# the last firing's jobctl has finished once the oneshot service is no longer activating
-wait_for(lambda: show("jobd-schedule-tick.service", "ActiveState") in ("inactive", "failed"), 10,
-         "the last firing's submit")
+# the last firing's jobctl has finished once the oneshot service has no start job queued and is
+# not activating (running jobctl)
+def service_idle():
+    queued = "jobd-schedule-tick.service" in systemctl("list-jobs", "--no-legend").stdout
+    return not queued and show("jobd-schedule-tick.service", "ActiveState") in ("inactive", "failed")
+wait_for(service_idle, 10, "the last firing's submit")
 pump(lambda: True, 1)
 eq(unfinished("tick"), [first], "after several firings there is still exactly one unfinished job")
 eq(new_of("tick"), [first], "and no other job of the type was made")
