@@ -6,7 +6,7 @@
 
 #include "manager.h"
 
-#define FOLLOW_MAX_PER_JOB 64u
+#define FOLLOW_MAX_PER_JOB 128u
 #define PROGRESS_MESSAGE_MAX 4096u
 #define LOG_DATA_MAX (64u * 1024u)
 #define ERROR_TEXT_MAX 4096u

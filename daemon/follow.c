@@ -19,6 +19,12 @@
  *  - A follower's io source asks for EPOLLOUT only while it has queued bytes or history left;
  *    otherwise it asks for nothing, and epoll still reports EPOLLERR when the reader goes away.
  *  - After the end event nothing is appended, and a follower that has everything gets EOF.
+ *  - Live followers get events in batches: an event that reached the file is appended to the
+ *    outbox (the file's bytes from outbox_offset on), which goes to every live follower at once
+ *    from a defer source, when it reaches OUTBOX_FLUSH bytes, or with the end event — one write
+ *    per follower per batch instead of one per event, which is what keeps a hundred followers of a
+ *    chatty job cheap. A live follower's offset says how much of the file it has: a follower that
+ *    turned live after the outbox began gets only the part it has not read from the file.
  *
  * A write to a pipe whose reader left raises SIGPIPE: the process must ignore it (jobd does, as
  * does systemd's IgnoreSIGPIPE=yes); the EPIPE then drops the follower quietly.
@@ -51,6 +57,8 @@
 #define PREFIX_MAX 96u
 /* The scratch line is released after an event this big, not kept for the stream's life. */
 #define LINE_KEEP_MAX (16u * 1024u)
+/* Live followers get the outbox when it is this big, or at the end of the loop's turn. */
+#define OUTBOX_FLUSH (64u * 1024u)
 
 G_STATIC_ASSERT(HISTORY_CHUNK <= FOLLOW_BUFFER_MAX);
 /* The biggest event (an end with status and error each at FOLLOW_LINE_MAX, every byte escaped
@@ -516,11 +524,15 @@ struct FollowStream {
         uint64_t job_id;
         uint64_t last_seq;
         uint64_t history_size;
-        bool ended;
+        bool end_emitted;               /* the end event was made: nothing more is accepted */
+        bool ended;                     /* … and live followers were sent it (or will be, queued) */
         bool history_broken;            /* a torn write could not be cut off: append no more */
         bool history_warned;            /* warn once per stream, not once per log line */
         GQueue followers;
         GString *line;                  /* scratch for the event being sent */
+        GString *outbox;                /* events in the file that live followers have not been sent */
+        uint64_t outbox_offset;         /* where in the file the outbox begins */
+        sd_event_source *flush_source;
 };
 
 static Follower *follower_free(Follower *f) {
@@ -718,7 +730,7 @@ static int history_open(FollowStream *s) {
         s->fd = take_fd(&fd);
         s->history_size = size;
         s->last_seq = seq;
-        s->ended = ended;
+        s->end_emitted = s->ended = ended;
         return 0;
 }
 
@@ -734,6 +746,7 @@ int follow_stream_new(FollowStream **ret, sd_event *event, int dir_fd, uint64_t 
         s->job_id = job_id;
         g_queue_init(&s->followers);
         s->line = g_string_sized_new(256);
+        s->outbox = g_string_new(NULL);
 
         if (event)
                 s->event = sd_event_ref(event);
@@ -755,12 +768,16 @@ int follow_stream_new(FollowStream **ret, sd_event *event, int dir_fd, uint64_t 
         return 0;
 }
 
+static void stream_flush(FollowStream *s);
+
 FollowStream *follow_stream_free(FollowStream *s) {
         GList *l;
 
         if (!s)
                 return NULL;
 
+        stream_flush(s);
+        sd_event_source_disable_unref(s->flush_source);
         while ((l = s->followers.head))
                 follower_free(l->data);
         if (s->fd >= 0)
@@ -768,6 +785,7 @@ FollowStream *follow_stream_free(FollowStream *s) {
         if (s->dir_fd >= 0)
                 (void) close(s->dir_fd);
         g_string_free(s->line, TRUE);
+        g_string_free(s->outbox, TRUE);
         sd_event_unref(s->event);
         g_free(s);
         return NULL;
@@ -810,11 +828,74 @@ static uint64_t stream_now(FollowStream *s) {
         return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
 }
 
+/* Sends the outbox to every live follower: from where each one's view of the file ends. ended:
+ * whether a follower that has everything is done (gets EOF). */
+static void stream_flush_full(FollowStream *s, bool ended) {
+        GList *l, *next;
+
+        s->ended = ended;
+        for (l = s->followers.head; l; l = next) {
+                Follower *f = l->data;
+                uint64_t skip;
+
+                next = l->next;
+                if (!f->live)
+                        continue;       /* catching up: it reads these from the file */
+                skip = f->offset > s->outbox_offset ? MIN(f->offset - s->outbox_offset, (uint64_t) s->outbox->len) : 0;
+                f->offset = s->outbox_offset + s->outbox->len;
+                if (skip < s->outbox->len)
+                        follower_send(f, s->outbox->str + skip, s->outbox->len - (size_t) skip);
+                else if (s->ended && follower_queued(f) == 0)
+                        follower_free(f);       /* it read everything from the file: EOF */
+        }
+
+        if (s->outbox->allocated_len > 4 * OUTBOX_FLUSH) {
+                g_string_free(s->outbox, TRUE);
+                s->outbox = g_string_new(NULL);
+        } else
+                g_string_truncate(s->outbox, 0);
+        if (s->flush_source)
+                (void) sd_event_source_set_enabled(s->flush_source, SD_EVENT_OFF);
+}
+
+static void stream_flush(FollowStream *s) {
+        stream_flush_full(s, s->end_emitted);
+}
+
+static int on_flush(sd_event_source *source, void *userdata) {
+        stream_flush(userdata);
+        return 0;
+}
+
+static void stream_queue(FollowStream *s, const char *p, size_t n) {
+        int r;
+
+        if (s->outbox->len == 0)
+                s->outbox_offset = s->history_size - n;
+        g_string_append_len(s->outbox, p, (gssize) n);
+        if (s->end_emitted || s->outbox->len >= OUTBOX_FLUSH || !s->event) {
+                stream_flush(s);
+                return;
+        }
+
+        if (!s->flush_source) {
+                r = sd_event_add_defer(s->event, &s->flush_source, on_flush, s);
+                /* after the reads of the same turn of the loop: bigger batches */
+                if (r >= 0)
+                        r = sd_event_source_set_priority(s->flush_source, SD_EVENT_PRIORITY_NORMAL + 1);
+                if (r >= 0)
+                        (void) sd_event_source_set_description(s->flush_source, "follow-flush");
+        } else
+                r = sd_event_source_set_enabled(s->flush_source, SD_EVENT_ONESHOT);
+        if (r < 0)
+                stream_flush(s);        /* no batching then, but nothing is lost */
+}
+
 static int64_t stream_emit(FollowStream *s, Event *ev) {
         GList *l, *next;
         int r;
 
-        if (s->ended)
+        if (s->end_emitted)
                 return -ESTALE;
 
         ev->seq = s->last_seq + 1;
@@ -823,23 +904,28 @@ static int64_t stream_emit(FollowStream *s, Event *ev) {
         event_encode(s->line, ev);
 
         s->last_seq = ev->seq;
-        s->ended = ev->kind == EVENT_END;
+        s->end_emitted = ev->kind == EVENT_END;
 
         r = history_write(s, s->line->str, s->line->len);
-        if (r < 0 && !s->history_warned) {
-                log_internal(LOG_WARNING, r, s->job_id, NULL, NULL,
-                             "Failed to append to the event history (%s); followers that come later "
-                             "miss events, ignoring: %m", FOLLOW_HISTORY_NAME);
-                s->history_warned = true;
-        }
+        if (r >= 0)
+                stream_queue(s, s->line->str, s->line->len);
+        else {
+                if (!s->history_warned) {
+                        log_internal(LOG_WARNING, r, s->job_id, NULL, NULL,
+                                     "Failed to append to the event history (%s); followers that come later "
+                                     "miss events, ignoring: %m", FOLLOW_HISTORY_NAME);
+                        s->history_warned = true;
+                }
+                /* not in the file: straight to the live followers, after what is queued */
+                stream_flush_full(s, false);
+                s->ended = s->end_emitted;
+                for (l = s->followers.head; l; l = next) {
+                        Follower *f = l->data;
 
-        /* only live followers: those catching up read this event from the file */
-        for (l = s->followers.head; l; l = next) {
-                Follower *f = l->data;
-
-                next = l->next;
-                if (f->live)
-                        follower_send(f, s->line->str, s->line->len);
+                        next = l->next;
+                        if (f->live)
+                                follower_send(f, s->line->str, s->line->len);
+                }
         }
 
         if (s->line->allocated_len > LINE_KEEP_MAX) {
@@ -947,6 +1033,8 @@ int follow_stream_add_follower(FollowStream *s, uint64_t after_seq, unsigned max
 
         if (s->followers.length >= max_followers)
                 return -EMFILE;
+        /* the followers already there get what is queued first; the new one reads it from the file */
+        stream_flush(s);
 
         r = history_find(s, after_seq, &offset);
         if (r < 0)
@@ -995,7 +1083,7 @@ uint64_t follow_stream_last_seq(FollowStream *s) {
 
 bool follow_stream_ended(FollowStream *s) {
         assert(s);
-        return s->ended;
+        return s->end_emitted;
 }
 
 size_t follow_stream_queued_bytes(FollowStream *s) {

@@ -403,9 +403,12 @@ static void test_live_only(Fixture *f, gconstpointer data) {
         g_assert_false(r->eof);
 
         g_assert_cmpint(follow_stream_status(s, "running"), ==, 1);
-        reader_drain(r, 0);                     /* written straight into the pipe */
-        g_assert_cmpuint(assert_lines(r->got->str, r->got->len, 1), ==, 1);
-        g_assert_cmpint(follow_stream_end(s, "succeeded", 0, NULL), ==, 2);
+        g_assert_cmpint(follow_stream_log(s, "one", 3), ==, 2);
+        reader_drain(r, 0);                     /* batched: nothing before the loop turns */
+        g_assert_cmpuint(r->got->len, ==, 0);
+        spin(f, &r, 1, 0);                      /* then both, in one write */
+        g_assert_cmpuint(assert_lines(r->got->str, r->got->len, 1), ==, 2);
+        g_assert_cmpint(follow_stream_end(s, "succeeded", 0, NULL), ==, 3);
         run_until_eof(f, &r, 1);
 
         h = history_read(f);
@@ -683,10 +686,11 @@ static void test_reader_closes(Fixture *f, gconstpointer data) {
         reader_close(idle);
         run_until_n_followers(f, s, 3);
 
-        /* gone between two events, before the loop noticed: the next write gets EPIPE */
+        /* gone between two events, before the loop noticed: the batch's write gets EPIPE (or
+         * the loop sees EPOLLERR first) */
         reader_close(sudden);
         emit_log_sized(s, 10, 0);
-        g_assert_cmpuint(follow_stream_n_followers(s), ==, 2);
+        run_until_n_followers(f, s, 2);
 
         /* the pipe is full and bytes are queued when it leaves */
         for (unsigned i = 1; follow_stream_queued_bytes(s) == 0; i++) {
@@ -749,6 +753,34 @@ static void test_catch_up_with_live(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(r->got->len, ==, h->len);
         g_assert_cmpmem(r->got->str, r->got->len, h->str, h->len);
         g_assert_cmpuint(assert_lines(r->got->str, r->got->len, 1), ==, seq + 1);
+}
+
+/* Live followers get events in batches (the outbox); one that catches up from the file and
+ * turns live while a batch is queued gets each event once: both end with exactly the history. */
+static void test_batches_no_duplicates(Fixture *f, gconstpointer data) {
+        g_autoptr(FollowStream) s = stream_make(f);
+        g_autoptr(Reader) live = reader_new(s, 0), late = NULL;
+        g_autoptr(GString) h = NULL;
+        Reader *rs[2];
+        unsigned seq = 0;
+
+        for (unsigned i = 0; i < 300; i++)
+                emit_log_sized(s, 200, ++seq);
+        late = reader_new(s, 0);
+        rs[0] = live;
+        rs[1] = late;
+        for (unsigned it = 0; it < 300; it++) {
+                emit_log_sized(s, 50 + it, ++seq);
+                if (it % 3 == 0)
+                        emit_log_sized(s, 10, ++seq);
+                spin(f, rs, 2, 4096);
+        }
+        g_assert_cmpint(follow_stream_end(s, "succeeded", 0, NULL), ==, seq + 1);
+        run_until_eof(f, rs, 2);
+
+        h = history_read(f);
+        g_assert_cmpmem(live->got->str, live->got->len, h->str, h->len);
+        g_assert_cmpmem(late->got->str, late->got->len, h->str, h->len);
 }
 
 /* 10 MB of history to a reader that takes 16 KiB at a time: sent in chunks as the pipe
@@ -888,6 +920,7 @@ int main(int argc, char *argv[]) {
         ADD("/follow/reader-closes", test_reader_closes);
         ADD("/follow/max-followers", test_max_followers);
         ADD("/follow/catch-up-with-live", test_catch_up_with_live);
+        ADD("/follow/batches-no-duplicates", test_batches_no_duplicates);
         ADD("/follow/big-history", test_big_history);
         ADD("/follow/free-closes-followers", test_free_closes_followers);
         ADD("/follow/history-fails", test_history_fails);
