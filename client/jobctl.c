@@ -270,8 +270,8 @@ static int parse_verb_option(Args *a, VerbOption o, const char *value) {
                 if (parse_timespan_option(name, value, &a->expire_usec) < 0)
                         return -EINVAL;
                 if (a->expire_usec == 0 || a->expire_usec == UINT64_MAX)
-                        return usage_error("Invalid --expire=%s: a time span such as 30s or 2h; leave it out "
-                                           "for a job that never expires.", value);
+                        return usage_error("Invalid --expire=%s: a time span such as 30s or 2h; leave it "
+                                           "out for a job that never expires.", value);
                 return 0;
 
         case VERB_OPTION_MAX_ATTEMPTS:

@@ -126,8 +126,9 @@ static int parse_expire(sd_bus_message *msg, const char *key, Job *j, const JobT
                 return r;
         if (v == 0 || v > NOT_BEFORE_MAX_USEC)
                 return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
-                                  "Option 'expire_usec' is %" G_GUINT64_FORMAT "; it must be between 1 and a "
-                                  "year (%" G_GUINT64_FORMAT "); leave it out for a job that never expires.",
+                                  "Option 'expire_usec' is %" G_GUINT64_FORMAT "; it must be between 1 "
+                                  "and a year (%" G_GUINT64_FORMAT "); leave it out for a job that never "
+                                  "expires.",
                                   v, NOT_BEFORE_MAX_USEC);
         j->expire_usec = v;
         return 0;
@@ -192,17 +193,20 @@ static int parse_after(sd_bus_message *msg, const char *key, Job *j, const JobTy
                  * no cycle can form */
                 if (id >= m->next_id)
                         return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
-                                          "Option 'after' names job %" G_GUINT64_FORMAT ", which does not exist "
-                                          "yet; a job can only wait for jobs submitted before it.", id);
+                                          "Option 'after' names job %" G_GUINT64_FORMAT ", which does not "
+                                          "exist yet; a job can only wait for jobs submitted before it.",
+                                          id);
                 problem = gate_dependency_problem(m, id);
                 if (problem)
                         return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
-                                          "Option 'after' names job %" G_GUINT64_FORMAT ", which %s%s.", id, problem,
+                                          "Option 'after' names job %" G_GUINT64_FORMAT ", which %s%s.",
+                                          id, problem,
                                           manager_get_job(m, id) ? "; retry it first, or submit without it" : "");
                 for (guint k = 0; k < j->after->len; k++)
                         if (g_array_index(j->after, uint64_t, k) == id)
                                 return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
-                                                  "Option 'after' names job %" G_GUINT64_FORMAT " twice.", id);
+                                                  "Option 'after' names job %" G_GUINT64_FORMAT " twice.",
+                                                  id);
                 g_array_append_val(j->after, id);
         }
         return 0;

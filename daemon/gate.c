@@ -107,8 +107,8 @@ static void settle_one(Manager *m, Job *d) {
         /* the dependent's own end lands in g->ended: its dependents come later in this loop */
         jobs = dep_index_failed(g->deps, d->id);
         for (guint i = 0; i < jobs->len; i++)
-                fail_for_dependency(m, jobs->pdata[i], d->id, d->status == JOB_CANCELLED ? "was cancelled" : "failed",
-                                    0, NULL, NULL);
+                fail_for_dependency(m, jobs->pdata[i], d->id,
+                                    d->status == JOB_CANCELLED ? "was cancelled" : "failed", 0, NULL, NULL);
 }
 
 static void settle_dependents(Manager *m, Job *j) {
@@ -185,9 +185,11 @@ void gate_replay_end(Manager *m) {
          * status the journal has wrong (it was cut short mid-change) get a record */
         for (guint i = 0; i < replayed->len; i++) {
                 Job *j = replayed->pdata[i], *demote, *promote;
+                JobStatus want;
 
                 lock_table_settle(g->locks, j, &demote, &promote);
-                manager_apply_status(m, j, lock_table_is_candidate(j) ? JOB_PENDING : JOB_BLOCKED, 0, NULL, NULL);
+                want = lock_table_is_candidate(j) ? JOB_PENDING : JOB_BLOCKED;
+                manager_apply_status(m, j, want, 0, NULL, NULL);
         }
 }
 
@@ -219,8 +221,8 @@ JobStatus gate_before(Manager *m, Job *j, JobStatus status, uint64_t *mask, Gate
         /* entering */
         if (j->lock && status == JOB_RUNNING && !lock_table_holds(j)) {
                 if (!lock_table_acquire(g->locks, j))
-                        log_job(LOG_WARNING, j->id, j->type, "Job %" PRIu64 " starts while another job holds "
-                                "its lock '%s'.", j->id, j->lock);
+                        log_job(LOG_WARNING, j->id, j->type, "Job %" PRIu64 " starts while another job "
+                                "holds its lock '%s'.", j->id, j->lock);
                 settle = true;
         } else if (j->lock && status == JOB_PENDING) {
                 lock_table_enqueue(g->locks, j);
