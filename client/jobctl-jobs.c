@@ -236,6 +236,11 @@ int submit_append_options(sd_bus_message *m, const Args *a, int input_fd) {
                 if (r < 0)
                         return r;
         }
+        if (a->set & OPTION(EXPIRE)) {
+                r = sd_bus_message_append(m, "{sv}", "expire_usec", "t", a->expire_usec);
+                if (r < 0)
+                        return r;
+        }
         if (a->unique_key) {
                 r = sd_bus_message_append(m, "{sv}", "unique_key", "s", a->unique_key);
                 if (r < 0)
@@ -960,7 +965,7 @@ const Verb jobs_verbs[] = {
                 .max_args = 2,
                 .options = OPTION(PRIORITY) | OPTION(DELAY) | OPTION(NOT_BEFORE) | OPTION(TIMEOUT) |
                            OPTION(MAX_ATTEMPTS) | OPTION(UNIQUE_KEY) | OPTION(LOCK) | OPTION(AFTER) |
-                           OPTION(INPUT),
+                           OPTION(EXPIRE) | OPTION(INPUT),
                 .run = verb_submit,
                 .synopsis = "submit TYPE [JSON|-]",
                 .summary = "Queue a job and print its id",
@@ -981,8 +986,11 @@ const Verb jobs_verbs[] = {
                 "     --max-attempts=N        Try at most N times (default: the type's)\n"
                 "     --unique-key=KEY        While a job with KEY is unfinished, get its id instead\n"
                 "                             of queueing another\n"
-                "     --lock=KEY              Run at most one job holding KEY at a time\n"
-                "     --after=ID[,ID...]      Run only once these jobs have succeeded\n"
+                "     --lock=KEY              Run at most one of your jobs holding KEY at a time;\n"
+                "                             the others wait blocked, by priority, then age\n"
+                "     --after=ID[,ID...]      Run only once these jobs have succeeded (blocked\n"
+                "                             until then); fail if one of them fails; repeatable\n"
+                "     --expire=TIMESPAN       Fail unless started within this time (at most 1 year)\n"
                 "     --input=FILE            Data for the job: a regular file, or - for standard\n"
                 "                             input (copied into memory first)\n",
         },

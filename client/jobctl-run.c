@@ -907,7 +907,7 @@ const Verb run_verbs[] = {
                 .max_args = UINT_MAX,
                 .options = OPTION(PRIORITY) | OPTION(DELAY) | OPTION(NOT_BEFORE) | OPTION(TIMEOUT) |
                            OPTION(MAX_ATTEMPTS) | OPTION(UNIQUE_KEY) | OPTION(LOCK) | OPTION(AFTER) |
-                           OPTION(MEMORY_MAX) | OPTION(CPU_QUOTA) | OPTION(TASKS_MAX) | OPTION(NICE) |
+                           OPTION(EXPIRE) | OPTION(MEMORY_MAX) | OPTION(CPU_QUOTA) | OPTION(TASKS_MAX) | OPTION(NICE) |
                            OPTION(CWD) | OPTION(SETENV) | OPTION(FOLLOW) | OPTION(WAIT) | OPTION(INPUT),
                 .flags = VERB_COMMAND,
                 .run = verb_run,
@@ -947,8 +947,8 @@ const Verb run_verbs[] = {
                 "                             the exec type has Stdin=input\n"
                 "  -f --follow                Stream the log, print the Result, exit as the job\n"
                 "     --wait                  Wait for the end without the log, then as --follow\n"
-                "     --delay=, --not-before=, --max-attempts=, --unique-key=, --lock=, --after=\n"
-                "                             As for submit\n"
+                "     --delay=, --not-before=, --max-attempts=, --unique-key=, --lock=, --after=,\n"
+                "     --expire=               As for submit\n"
                 "\n"
                 "Limits are capped by the exec type's ('jobctl types').\n",
         },

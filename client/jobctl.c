@@ -75,6 +75,7 @@ static const struct option options[] = {
         { "unique-key",      required_argument, NULL, ARG(UNIQUE_KEY)     },
         { "lock",            required_argument, NULL, ARG(LOCK)           },
         { "after",           required_argument, NULL, ARG(AFTER)          },
+        { "expire",          required_argument, NULL, ARG(EXPIRE)         },
         { "status",          required_argument, NULL, ARG(STATUS)         },
         { "type",            required_argument, NULL, ARG(TYPE)           },
         { "owner",           required_argument, NULL, ARG(OWNER)          },
@@ -264,6 +265,14 @@ static int parse_verb_option(Args *a, VerbOption o, const char *value) {
 
         case VERB_OPTION_TIMEOUT:
                 return parse_timespan_option(name, value, &a->timeout_usec);
+
+        case VERB_OPTION_EXPIRE:
+                if (parse_timespan_option(name, value, &a->expire_usec) < 0)
+                        return -EINVAL;
+                if (a->expire_usec == 0 || a->expire_usec == UINT64_MAX)
+                        return usage_error("Invalid --expire=%s: a time span such as 30s or 2h; leave it "
+                                           "out for a job that never expires.", value);
+                return 0;
 
         case VERB_OPTION_MAX_ATTEMPTS:
                 if (parse_unsigned(value, &a->max_attempts) < 0 || a->max_attempts == 0)

@@ -30,6 +30,7 @@ typedef enum VerbOption {
         VERB_OPTION_UNIQUE_KEY,
         VERB_OPTION_LOCK,
         VERB_OPTION_AFTER,
+        VERB_OPTION_EXPIRE,
         VERB_OPTION_STATUS,
         VERB_OPTION_TYPE,
         VERB_OPTION_OWNER,
@@ -71,6 +72,7 @@ typedef struct Args {
         const char *unique_key;
         const char *lock;
         GArray *after;                  /* uint64_t; list and follow take exactly one, which may be 0 */
+        uint64_t expire_usec;
 
         /* list */
         GPtrArray *status;              /* char *, owned */

@@ -15,6 +15,7 @@
 #include "bus-job.h"
 #include "execute.h"
 #include "fs-util.h"
+#include "gate.h"
 #include "lease.h"
 #include "params.h"
 #include <sys/stat.h>
@@ -152,6 +153,8 @@ static int refuse_unless_owner(sd_bus_message *msg, Job *j, const char *what, sd
 static int method_retry(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Job *j = userdata;
         Manager *m = j->manager;
+        const char *problem;
+        uint64_t dep;
         int r;
 
         r = refuse_unless_owner(msg, j, "retry it", error);
@@ -161,6 +164,12 @@ static int method_retry(sd_bus_message *msg, void *userdata, sd_bus_error *error
                 return bus_refuse(error, JOBD_ERROR_INVALID_STATE,
                                   "Job %" G_GUINT64_FORMAT " is %s; only failed or cancelled jobs can be retried.",
                                   j->id, job_status_to_string(j->status));
+        /* it would fail again at once: a dependency's failure is not undone by retrying this one */
+        dep = gate_failed_dependency(m, j, &problem);
+        if (dep > 0)
+                return bus_refuse(error, JOBD_ERROR_INVALID_STATE,
+                                  "Job %" G_GUINT64_FORMAT " waits for job %" G_GUINT64_FORMAT ", which %s; "
+                                  "retry that one first.", j->id, dep, problem);
         if (!manager_accepts_changes(m))
                 return BUS_REFUSE_STORE_FAILED(error);
         manager_retry(m, j, bus_reply_when_durable, sd_bus_message_ref(msg));

@@ -14,6 +14,7 @@
 
 #include "bus-manager.h"
 #include "bus-util.h"
+#include "gate.h"
 #include "jobd-names.h"
 #include "lease.h"
 #include "log.h"
@@ -116,17 +117,21 @@ static int parse_not_before(sd_bus_message *msg, const char *key, Job *j, const 
         return 0;
 }
 
-/* Options whose semantics arrive with scheduling, inputs and expiry: their values are read
- * and type-checked, then the call is refused as not supported, rather than accepted and
- * silently ignored. */
-static int parse_unsupported(sd_bus_message *msg, const char *key, Job *j, const JobType *t,
-                             Manager *m, sd_bus_error *error) {
-        int r = sd_bus_message_skip(msg, NULL);
+/* expire_usec: a job not started within this time of its Submit (or Retry) fails. */
+static int parse_expire(sd_bus_message *msg, const char *key, Job *j, const JobType *t,
+                        Manager *m, sd_bus_error *error) {
+        uint64_t v;
+        int r = sd_bus_message_read_basic(msg, 't', &v);
         if (r < 0)
                 return r;
-        return bus_refuse(error, JOBD_ERROR_NOT_SUPPORTED,
-                          "Option '%s' is part of the contract but not implemented by this version "
-                          "of jobd yet; submit without it.", key);
+        if (v == 0 || v > NOT_BEFORE_MAX_USEC)
+                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                  "Option 'expire_usec' is %" G_GUINT64_FORMAT "; it must be between 1 "
+                                  "and a year (%" G_GUINT64_FORMAT "); leave it out for a job that never "
+                                  "expires.",
+                                  v, NOT_BEFORE_MAX_USEC);
+        j->expire_usec = v;
+        return 0;
 }
 
 /* Only what can be copied without waiting on a writer: a regular file or a memfd. */
@@ -154,6 +159,7 @@ static int parse_input(sd_bus_message *msg, const char *key, Job *j, const JobTy
         return 0;
 }
 
+/* unique_key and lock: keys of the owner's */
 static int parse_key_string(sd_bus_message *msg, const char *key, Job *j, const JobType *t,
                             Manager *m, sd_bus_error *error) {
         const char *s;
@@ -163,21 +169,7 @@ static int parse_key_string(sd_bus_message *msg, const char *key, Job *j, const 
         if (*s == '\0' || strlen(s) > SUBMIT_KEY_MAX)
                 return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
                                   "Option '%s' must be 1 to %u bytes long.", key, SUBMIT_KEY_MAX);
-        return bus_refuse(error, JOBD_ERROR_NOT_SUPPORTED,
-                          "Option '%s' is part of the contract but not implemented by this version "
-                          "of jobd yet; submit without it.", key);
-}
-
-static int parse_unique_key(sd_bus_message *msg, const char *key, Job *j, const JobType *t,
-                            Manager *m, sd_bus_error *error) {
-        const char *s;
-        int r = sd_bus_message_read_basic(msg, 's', &s);
-        if (r < 0)
-                return r;
-        if (*s == '\0' || strlen(s) > SUBMIT_KEY_MAX)
-                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
-                                  "Option '%s' must be 1 to %u bytes long.", key, SUBMIT_KEY_MAX);
-        j->unique_key = g_strdup(s);
+        *(g_str_equal(key, "lock") ? &j->lock : &j->unique_key) = g_strdup(s);
         return 0;
 }
 
@@ -193,16 +185,31 @@ static int parse_after(sd_bus_message *msg, const char *key, Job *j, const JobTy
                                   "Option 'after' lists %zu jobs; the limit is %u.",
                                   size / sizeof(uint64_t), SUBMIT_AFTER_MAX);
         for (size_t i = 0; i < size / sizeof(uint64_t); i++) {
+                const char *problem;
                 uint64_t id;
+
                 memcpy(&id, (const uint8_t *) ids + i * sizeof(uint64_t), sizeof(id));
-                if (!manager_get_job(m, id))
+                /* only jobs that exist already: so no job waits for itself or a later one, and
+                 * no cycle can form */
+                if (id >= m->next_id)
                         return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
-                                          "Option 'after' names job %" G_GUINT64_FORMAT
-                                          ", which does not exist.", id);
+                                          "Option 'after' names job %" G_GUINT64_FORMAT ", which does not "
+                                          "exist yet; a job can only wait for jobs submitted before it.",
+                                          id);
+                problem = gate_dependency_problem(m, id);
+                if (problem)
+                        return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                          "Option 'after' names job %" G_GUINT64_FORMAT ", which %s%s.",
+                                          id, problem,
+                                          manager_get_job(m, id) ? "; retry it first, or submit without it" : "");
+                for (guint k = 0; k < j->after->len; k++)
+                        if (g_array_index(j->after, uint64_t, k) == id)
+                                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                                  "Option 'after' names job %" G_GUINT64_FORMAT " twice.",
+                                                  id);
+                g_array_append_val(j->after, id);
         }
-        return bus_refuse(error, JOBD_ERROR_NOT_SUPPORTED,
-                          "Option 'after' is part of the contract but not implemented by this "
-                          "version of jobd yet; submit without it.");
+        return 0;
 }
 
 typedef struct ResourceTarget {
@@ -286,11 +293,11 @@ static const struct {
         { "retry_backoff_usec", "t",     parse_retry_backoff },
         { "after",              "at",    parse_after },
         { "lock",               "s",     parse_key_string },
-        { "unique_key",         "s",     parse_unique_key },
+        { "unique_key",         "s",     parse_key_string },
         { "input",              "h",     parse_input },
         { "resources",          "a{sv}", parse_resources },
         { "retention_usec",     "t",     parse_retention },
-        { "expire_usec",        "t",     parse_unsupported },
+        { "expire_usec",        "t",     parse_expire },
 };
 
 typedef struct SubmitTarget {
@@ -413,6 +420,11 @@ static int method_submit(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         r = read_submit_options(msg, m, t, j, error);
         if (r < 0)
                 return r;
+        if (j->expire_usec > 0 && j->not_before_usec >= (uint64_t) g_get_real_time() + j->expire_usec)
+                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                  "Option 'expire_usec' ends before the job may start (delay_usec or "
+                                  "not_before_usec): it would always expire. Give it more time.");
+        j->status = gate_submit_status(m, j);
 
         if (!manager_accepts_changes(m))
                 return BUS_REFUSE_STORE_FAILED(error);

@@ -47,6 +47,16 @@ bool job_status_is_queued(JobStatus s) {
         return s == JOB_PENDING || s == JOB_SCHEDULED || s == JOB_BLOCKED;
 }
 
+gint job_compare_rank(gconstpointer a, gconstpointer b) {
+        const Job *x = a, *y = b;
+
+        if (x->priority != y->priority)
+                return x->priority > y->priority ? -1 : 1;
+        if (x->id != y->id)
+                return x->id < y->id ? -1 : 1;
+        return 0;
+}
+
 Job *job_new(uint64_t id) {
         Job *j = g_new0(Job, 1);
 
@@ -83,6 +93,7 @@ Job *job_free(Job *j) {
                 explicit_bzero(j->token, strlen(j->token));
         g_free(j->token);
         g_free(j->input_tmp);
+        g_free(j->dep_edges);
         if (j->input_fd >= 0)
                 (void) close(j->input_fd);
         return g_free(j), NULL;
@@ -171,6 +182,7 @@ static const FieldInfo field_table[] = {
         F(TOKEN, STRING, token),
         F(TRACKED, U32, tracked),
         F(HAS_INPUT, U32, has_input),
+        F(EXPIRE_AT, U64, expire_at_usec),
 };
 #undef F
 

@@ -68,6 +68,7 @@ typedef enum JobField {
         JOB_FIELD_TOKEN,
         JOB_FIELD_TRACKED,
         JOB_FIELD_HAS_INPUT,
+        JOB_FIELD_EXPIRE_AT,
         _JOB_FIELD_MAX,
 } JobField;
 
@@ -105,6 +106,7 @@ typedef struct Job {
         char *token;                     /* the current attempt's secret; never a property */
         uint32_t tracked;                /* the claim asked for track: lost when its worker leaves */
         uint32_t has_input;              /* spool/ID/input holds the Submit's input */
+        uint64_t expire_at_usec;         /* fails unless started by then; 0 once started (or none) */
 
         /* runtime only */
         struct Manager *manager;        /* borrowed back-pointer, set when linked */
@@ -115,6 +117,11 @@ typedef struct Job {
         void *lease_node;               /* the manager's lease set, while claimed */
         uint64_t retained_usec;         /* finished: its key in the retention index; 0: not in it */
         char *input_tmp;                /* Submit: the input copied into the spool, until linked */
+        unsigned n_unmet;               /* dependencies not succeeded yet, while blocked on them (deps.c) */
+        void *dep_edges;                /* … its links into their waiter lists */
+        void *lock_entry;               /* its key's entry while it waits for or holds it (locks.c) */
+        void *lock_node;                /* … its place among the key's waiters, while it waits */
+        void *expire_node;              /* the scheduler's expiry set, while queued with an expiry */
         int input_fd;                   /* Submit: the caller's input fd, until copied */
 } Job;
 
@@ -124,6 +131,9 @@ JobStatus job_status_from_string(const char *s);
 bool job_status_is_finished(JobStatus s);
 /* pending, scheduled, blocked: waiting to run */
 bool job_status_is_queued(JobStatus s);
+
+/* Queue order: higher priority first, then lower id (older); a GCompareFunc of Job pointers. */
+gint job_compare_rank(gconstpointer a, gconstpointer b);
 
 Job *job_new(uint64_t id);
 Job *job_free(Job *j);

@@ -24,6 +24,7 @@
 #include "config.h"
 #include "execute.h"
 #include "fs-util.h"
+#include "gate.h"
 #include "jobd-names.h"
 #include "lease.h"
 #include "log.h"
@@ -144,6 +145,7 @@ int manager_new(Manager **ret, bool user_mode) {
         m->streams = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, stream_destroy);
         m->running_by_type = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         m->scheduler = scheduler_new();
+        m->gate = gate_new();
 
         r = manager_setup_paths(m);
         if (r < 0)
@@ -223,6 +225,7 @@ Manager *manager_free(Manager *m) {
                 sd_bus_slot_unref(m->slots[i]);
         sd_bus_flush_close_unref(m->bus);
         scheduler_free(m->scheduler);
+        gate_free(m->gate);
         g_tree_unref(m->jobs);
         g_hash_table_unref(m->n_unfinished_by_owner);
         g_hash_table_unref(m->changed_jobs);
@@ -344,15 +347,12 @@ void manager_when_durable(Manager *m, ManagerDoneFn done, void *userdata) {
                 on_durable_marker(r, p);
 }
 
-/* Links a job whose NEW record is durable into the tables. */
 /* Accounts a job in the tables beside m->jobs (which holds it already). */
 static void manager_index_job(Manager *m, Job *j) {
         j->manager = m;
         unique_hold(m, j);
         if (!job_status_is_finished(j->status))
                 owner_count_add(m, j->owner, +1);
-        if (j->status == JOB_PENDING || j->status == JOB_SCHEDULED)
-                scheduler_add(m->scheduler, j);
         if (job_status_is_finished(j->status))
                 retention_track(m, j);
         /* a running attempt with a worker and no scope is an external worker's */
@@ -361,6 +361,8 @@ static void manager_index_job(Manager *m, Job *j) {
                 running_count_add(m, j->type, +1);
         if (j->id >= m->next_id)
                 m->next_id = j->id + 1;
+        /* its place in the queues, from the jobs replayed before it (its dependencies) */
+        gate_replayed(m, j);
 }
 
 Job *manager_get_job(Manager *m, uint64_t id) {
@@ -523,7 +525,9 @@ static int manager_open_store(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to open the journal in %s: %m", m->state_dir);
 
+        gate_replay_begin(m);
         g_tree_foreach(m->jobs, index_replayed, m);
+        gate_replay_end(m);
         manager_arm_due(m);
         log_info("Replayed %" G_GUINT64_FORMAT " records: %i jobs, next id %" G_GUINT64_FORMAT ".",
                  stats.n_records, g_tree_nnodes(m->jobs), m->next_id);
@@ -659,13 +663,8 @@ static void on_submit_durable(int error, void *userdata) {
         link_input(m, j);
         g_tree_insert(m->jobs, &j->id, j);
         j->manager = m;
-        if (j->status == JOB_PENDING) {
-                scheduler_add(m->scheduler, j);
-                manager_queue_dispatch(m);
-        } else if (j->status == JOB_SCHEDULED) {
-                scheduler_add(m->scheduler, j);
-                manager_arm_due(m);
-        }
+        /* dependencies may have ended and locks changed hands since the Submit was read */
+        gate_admit(m, j, 0, NULL, NULL);
         /* debug: one journal entry per Submit costs journald more CPU than the Submit costs jobd */
         log_job(LOG_DEBUG, j->id, j->type, "Job %" G_GUINT64_FORMAT " of type %s submitted by uid %u.",
                 j->id, j->type, (unsigned) j->owner);
@@ -681,6 +680,7 @@ void manager_submit(Manager *m, Job *j, ManagerDoneFn done, void *userdata) {
 
         j->id = m->next_id;
         j->submitted_usec = now_realtime_usec();
+        j->expire_at_usec = j->expire_usec > 0 ? j->submitted_usec + j->expire_usec : 0;
         job_encode(j, RECORD_JOB_NEW, 0, b);
         owner_count_add(m, j->owner, +1);
         unique_hold(m, j);
@@ -783,18 +783,28 @@ void manager_commit(Manager *m, Job *j, uint64_t mask, ManagerDoneFn done, void 
         commit_within(m, j, mask, 0, done, userdata);
 }
 
-static void set_status_within(Manager *m, Job *j, JobStatus status, uint64_t extra_mask,
-                              uint64_t within_usec, ManagerDoneFn done, void *userdata) {
-        bool was_finished = job_status_is_finished(j->status);
-        FollowStream *s = manager_get_stream(m, j, false);
-
+static void place_in_queues(Manager *m, Job *j) {
         scheduler_remove(m->scheduler, j);
-        j->status = status;
-        if (status == JOB_PENDING || status == JOB_SCHEDULED)
+        if (j->status == JOB_PENDING || j->status == JOB_SCHEDULED)
                 scheduler_add(m->scheduler, j);
         manager_arm_due(m);
-        if (status == JOB_PENDING)
+        if (j->status == JOB_PENDING)
                 manager_queue_dispatch(m);
+}
+
+/* within_usec: see commit_within() */
+static void apply_status_within(Manager *m, Job *j, JobStatus status, uint64_t extra_mask,
+                                uint64_t within_usec, ManagerDoneFn done, void *userdata) {
+        bool was_finished = job_status_is_finished(j->status);
+        FollowStream *s;
+
+        if (status == j->status && extra_mask == 0 && !done) {
+                place_in_queues(m, j);
+                return;
+        }
+        s = manager_get_stream(m, j, false);
+        j->status = status;
+        place_in_queues(m, j);
         if (job_status_is_finished(status) && !was_finished) {
                 owner_count_add(m, j->owner, -1);
                 unique_drop(m, j);
@@ -818,6 +828,20 @@ static void set_status_within(Manager *m, Job *j, JobStatus status, uint64_t ext
                 (void) follow_stream_status(s, job_status_to_string(status));
 
         commit_within(m, j, extra_mask | JOB_FIELD_BIT(JOB_FIELD_STATUS), within_usec, done, userdata);
+}
+
+void manager_apply_status(Manager *m, Job *j, JobStatus status, uint64_t extra_mask,
+                          ManagerDoneFn done, void *userdata) {
+        apply_status_within(m, j, status, extra_mask, 0, done, userdata);
+}
+
+static void set_status_within(Manager *m, Job *j, JobStatus status, uint64_t extra_mask,
+                              uint64_t within_usec, ManagerDoneFn done, void *userdata) {
+        GateStep step;
+
+        status = gate_before(m, j, status, &extra_mask, &step);
+        apply_status_within(m, j, status, extra_mask, within_usec, done, userdata);
+        gate_after(m, j, &step);
 }
 
 void manager_set_status(Manager *m, Job *j, JobStatus status, uint64_t extra_mask,
@@ -976,14 +1000,17 @@ static int on_dispatch(sd_event_source *source, void *userdata) {
         return 0;
 }
 
+/* One timer for the earliest of the scheduled jobs' NotBeforeUSec and the queued jobs' expiry. */
 static void manager_arm_due(Manager *m) {
-        Job *j = scheduler_next_due(m->scheduler);
+        Job *due = scheduler_next_due(m->scheduler), *expiring = scheduler_next_expiry(m->scheduler);
+        uint64_t t = MIN(due ? due->not_before_usec : UINT64_MAX,
+                         expiring ? expiring->expire_at_usec : UINT64_MAX);
 
-        if (!j) {
+        if (t == UINT64_MAX) {
                 (void) sd_event_source_set_enabled(m->due_source, SD_EVENT_OFF);
                 return;
         }
-        (void) sd_event_source_set_time(m->due_source, j->not_before_usec);
+        (void) sd_event_source_set_time(m->due_source, t);
         (void) sd_event_source_set_enabled(m->due_source, SD_EVENT_ONESHOT);
 }
 
@@ -994,6 +1021,7 @@ static int on_due(sd_event_source *source, uint64_t usec, void *userdata) {
 
         while ((j = scheduler_next_due(m->scheduler)) && j->not_before_usec <= now)
                 manager_set_status(m, j, JOB_PENDING, 0, NULL, NULL);
+        gate_expire(m, now);
         manager_arm_due(m);
         return 0;
 }
@@ -1187,13 +1215,17 @@ void manager_retry(Manager *m, Job *j, ManagerDoneFn done, void *userdata) {
         j->exit_status = -1;
         j->not_before_usec = 0;
         j->finished_usec = 0;
+        /* the expiry counts from the Retry, as it did from the Submit */
+        j->expire_at_usec = j->expire_usec > 0 ? now_realtime_usec() + j->expire_usec : 0;
         g_clear_pointer(&j->error, g_free);
         g_clear_pointer(&j->result, g_free);
-        manager_set_status(m, j, JOB_PENDING,
-                           JOB_FIELD_BIT(JOB_FIELD_ATTEMPT) | JOB_FIELD_BIT(JOB_FIELD_EXIT_STATUS) |
-                           JOB_FIELD_BIT(JOB_FIELD_NOT_BEFORE) | JOB_FIELD_BIT(JOB_FIELD_FINISHED) |
-                           JOB_FIELD_BIT(JOB_FIELD_ERROR) | JOB_FIELD_BIT(JOB_FIELD_RESULT),
-                           done, userdata);
+        /* blocked again while a dependency (retried too) has not succeeded */
+        gate_admit(m, j,
+                   JOB_FIELD_BIT(JOB_FIELD_ATTEMPT) | JOB_FIELD_BIT(JOB_FIELD_EXIT_STATUS) |
+                   JOB_FIELD_BIT(JOB_FIELD_NOT_BEFORE) | JOB_FIELD_BIT(JOB_FIELD_FINISHED) |
+                   JOB_FIELD_BIT(JOB_FIELD_ERROR) | JOB_FIELD_BIT(JOB_FIELD_RESULT) |
+                   JOB_FIELD_BIT(JOB_FIELD_EXPIRE_AT),
+                   done, userdata);
 }
 
 void manager_progress(Manager *m, Job *j, unsigned percent, const char *message) {

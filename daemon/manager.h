@@ -25,6 +25,7 @@
 #include "store.h"
 
 typedef struct Outcome Outcome;
+typedef struct Gate Gate;
 
 typedef struct Manager {
         sd_event *event;
@@ -39,6 +40,7 @@ typedef struct Manager {
 
         Store *store;
         Scheduler *scheduler;
+        Gate *gate;                     /* dependencies, locks, expiry (gate.h) */
         GTree *jobs;                    /* &job->id → Job*, owns the jobs */
         uint64_t next_id;
         GHashTable *n_unfinished_by_owner; /* uid → count of jobs not finished (quota) */
@@ -148,6 +150,12 @@ void manager_purge(Manager *m, Job *j);
 /* Records a progress report of the running attempt and announces it. */
 void manager_progress(Manager *m, Job *j, unsigned percent, const char *message);
 
-/* Sets the status, keeps the scheduler and counters in line, and commits with extra. */
+/* Sets the status, keeps the scheduler, the gates (dependencies, locks, expiry) and counters in
+ * line, and commits with extra. A job that may start but for its lock becomes blocked instead of
+ * pending; a job that ends settles its dependents. */
 void manager_set_status(Manager *m, Job *j, JobStatus status, uint64_t extra_mask,
                         ManagerDoneFn done, void *userdata);
+/* The same without the gates: for gate.c's own changes. When the status is j's already and
+ * nothing else changed (no extra, no done), only places j in the queues: nothing to record. */
+void manager_apply_status(Manager *m, Job *j, JobStatus status, uint64_t extra_mask,
+                          ManagerDoneFn done, void *userdata);

@@ -67,6 +67,7 @@
 #include "cgroup-util.h"
 #include "cleanup.h"
 #include "log.h"
+#include "parse-util.h"
 #include "runner.h"
 
 #define SYSTEMD_DEST         "org.freedesktop.systemd1"
@@ -80,9 +81,6 @@
 #define JOB_CHILD_STACK (256u * 1024u)  /* the job's process until exec: a PATH_MAX buffer and change */
 
 #define USEC_PER_SEC    UINT64_C(1000000)
-#define USEC_PER_MINUTE (UINT64_C(60) * USEC_PER_SEC)
-#define USEC_PER_HOUR   (UINT64_C(60) * USEC_PER_MINUTE)
-#define USEC_PER_DAY    (UINT64_C(24) * USEC_PER_HOUR)
 
 #define _noreturn_ __attribute__((noreturn))
 /* For what runs on the job child's own clone() stack: ASan, which does not know that stack, would
@@ -223,28 +221,6 @@ static void execution_progress(Execution *e);
 /* ---------------------------------------------------------------------------------------------
  * Text for people: "5min", "64M", "SEGV".
  */
-
-static char *format_timespan(uint64_t usec) {
-        static const struct {
-                const char *suffix;
-                uint64_t usec;
-        } units[] = {
-                { "d", USEC_PER_DAY }, { "h", USEC_PER_HOUR }, { "min", USEC_PER_MINUTE },
-                { "s", USEC_PER_SEC }, { "ms", 1000 }, { "us", 1 },
-        };
-        GString *s = g_string_new(NULL);
-
-        for (size_t i = 0; i < G_N_ELEMENTS(units); i++) {
-                if (usec < units[i].usec)
-                        continue;
-                g_string_append_printf(s, "%s%" PRIu64 "%s", s->len > 0 ? " " : "",
-                                       usec / units[i].usec, units[i].suffix);
-                usec %= units[i].usec;
-        }
-        if (s->len == 0)
-                g_string_append(s, "0");
-        return g_string_free(s, FALSE);
-}
 
 static char *format_bytes(uint64_t bytes) {
         static const char suffixes[] = "KMGTPE";
@@ -1019,7 +995,7 @@ static void execution_classify(Execution *e, const CgroupUsage *u) {
         } else if (timed_out) {
                 /* even a clean exit: past the deadline systemd had sent SIGTERM, and the job
                  * ended because of that, its work undone */
-                g_autofree char *span = format_timespan(e->runtime_max_usec);
+                g_autofree char *span = format_timespan_usec(e->runtime_max_usec);
 
                 res->end = RUN_TIMED_OUT;
                 res->error = g_strdup_printf("timed out after %s (Timeout=)", span);

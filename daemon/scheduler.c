@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Owns one GTree per type of the pending jobs of that type, and one GTree of the scheduled jobs
- * by due time; the trees borrow the jobs. Invariant: a job is in exactly one tree when
- * j->sched_node != NULL, the timed one when j->sched_timed.
+ * by due time, and one GTree of the jobs that may expire; the trees borrow the jobs. Invariants:
+ * a job is in exactly one of the first two kinds when j->sched_node != NULL, the timed one when
+ * j->sched_timed; it is in the expiry tree exactly when j->expire_node != NULL.
  */
 
 #include "scheduler.h"
@@ -10,26 +11,28 @@
 struct Scheduler {
         GHashTable *queues;     /* type name (owned) → GTree of Job* */
         GTree *timed;           /* scheduled Job* by (not_before_usec, id) */
+        GTree *expiring;        /* Job* by (expire_at_usec, id) */
 };
+
+/* by a point in time, then by id, so jobs due at the same instant keep submission order */
+static gint compare_time_id(uint64_t t1, uint64_t id1, uint64_t t2, uint64_t id2) {
+        if (t1 != t2)
+                return t1 < t2 ? -1 : 1;
+        if (id1 != id2)
+                return id1 < id2 ? -1 : 1;
+        return 0;
+}
 
 static gint job_compare_due(gconstpointer a, gconstpointer b) {
         const Job *x = a, *y = b;
 
-        if (x->not_before_usec != y->not_before_usec)
-                return x->not_before_usec < y->not_before_usec ? -1 : 1;
-        if (x->id != y->id)
-                return x->id < y->id ? -1 : 1;
-        return 0;
+        return compare_time_id(x->not_before_usec, x->id, y->not_before_usec, y->id);
 }
 
-static gint job_compare(gconstpointer a, gconstpointer b) {
+static gint job_compare_expiry(gconstpointer a, gconstpointer b) {
         const Job *x = a, *y = b;
 
-        if (x->priority != y->priority)
-                return x->priority > y->priority ? -1 : 1;
-        if (x->id != y->id)
-                return x->id < y->id ? -1 : 1;
-        return 0;
+        return compare_time_id(x->expire_at_usec, x->id, y->expire_at_usec, y->id);
 }
 
 Scheduler *scheduler_new(void) {
@@ -38,6 +41,7 @@ Scheduler *scheduler_new(void) {
         s->queues = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                           (GDestroyNotify) g_tree_unref);
         s->timed = g_tree_new(job_compare_due);
+        s->expiring = g_tree_new(job_compare_expiry);
         return s;
 }
 
@@ -46,6 +50,7 @@ Scheduler *scheduler_free(Scheduler *s) {
                 return NULL;
         g_hash_table_unref(s->queues);
         g_tree_unref(s->timed);
+        g_tree_unref(s->expiring);
         return g_free(s), NULL;
 }
 
@@ -64,7 +69,7 @@ void scheduler_add(Scheduler *s, Job *j) {
         j->sched_timed = false;
         q = g_hash_table_lookup(s->queues, j->type);
         if (!q) {
-                q = g_tree_new(job_compare);
+                q = g_tree_new(job_compare_rank);
                 g_hash_table_insert(s->queues, g_strdup(j->type), q);
         }
         j->sched_node = g_tree_insert_node(q, j, j);
@@ -113,6 +118,25 @@ Job *scheduler_find(Scheduler *s, const char *type, bool (*accept)(const Job *j,
 
 Job *scheduler_next_due(Scheduler *s) {
         GTreeNode *n = g_tree_node_first(s->timed);
+
+        return n ? g_tree_node_value(n) : NULL;
+}
+
+void scheduler_add_expiry(Scheduler *s, Job *j) {
+        g_assert(!j->expire_node);
+        if (j->expire_at_usec > 0)
+                j->expire_node = g_tree_insert_node(s->expiring, j, j);
+}
+
+void scheduler_remove_expiry(Scheduler *s, Job *j) {
+        if (!j->expire_node)
+                return;
+        g_tree_remove(s->expiring, j);
+        j->expire_node = NULL;
+}
+
+Job *scheduler_next_expiry(Scheduler *s) {
+        GTreeNode *n = g_tree_node_first(s->expiring);
 
         return n ? g_tree_node_value(n) : NULL;
 }

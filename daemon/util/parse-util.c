@@ -4,12 +4,14 @@
  * kept close to systemd's so that a line copied from a unit file means the same here, and the
  * line-level walk of key files that GKeyFile does not offer.
  *
- * Invariants: no allocation except in keyfile_scan(); *ret is written only on success; a value
- * that does not fit is -ERANGE (never wrapped, never clamped); a leading '-' before a digit is
- * -ERANGE like systemd's parse_time()/parse_size(), every other malformed text is -EINVAL.
+ * Invariants: no allocation except in keyfile_scan() and format_timespan_usec(); *ret is
+ * written only on success; a value that does not fit is -ERANGE (never wrapped, never clamped); a
+ * leading '-' before a digit is -ERANGE like systemd's parse_time()/parse_size(), every other
+ * malformed text is -EINVAL.
  */
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -202,6 +204,28 @@ int parse_timespan_usec(const char *s, uint64_t *ret) {
 
         *ret = sum;
         return 0;
+}
+
+char *format_timespan_usec(uint64_t usec) {
+        static const struct {
+                const char *suffix;
+                uint64_t usec;
+        } units[] = {
+                { "d", 86400 * USEC_PER_SEC }, { "h", 3600 * USEC_PER_SEC }, { "min", 60 * USEC_PER_SEC },
+                { "s", USEC_PER_SEC }, { "ms", 1000 }, { "us", 1 },
+        };
+        GString *s = g_string_new(NULL);
+
+        for (size_t i = 0; i < G_N_ELEMENTS(units); i++) {
+                if (usec < units[i].usec)
+                        continue;
+                g_string_append_printf(s, "%s%" PRIu64 "%s", s->len > 0 ? " " : "",
+                                       usec / units[i].usec, units[i].suffix);
+                usec %= units[i].usec;
+        }
+        if (s->len == 0)
+                g_string_append(s, "0");
+        return g_string_free(s, FALSE);
 }
 
 int parse_size_bytes(const char *s, uint64_t *ret) {

@@ -8,6 +8,8 @@
 
 /* "5min", "1h 30s", "10" (seconds), "500ms", "2us", "infinity" (UINT64_MAX) */
 int parse_timespan_usec(const char *s, uint64_t *ret);
+/* the other way, for people: "5min", "1h 30s", "0"; a new string */
+char *format_timespan_usec(uint64_t usec);
 /* "512M", "1G", "4096", "1.5K" (base 1024), "infinity" (UINT64_MAX) */
 int parse_size_bytes(const char *s, uint64_t *ret);
 /* "50%" → 50; allows > 100 (CPUQuota=200% is two CPUs); requires the % sign */

@@ -276,3 +276,25 @@ def memfd_with(data, name="jobdtest"):
         view = view[os.write(fd, view):]
     os.lseek(fd, 0, os.SEEK_SET)
     return fd
+
+
+class JobChanges:
+    """Every JobChanged signal, in the order jobd sent them, as (id, status): a connection of its
+    own attached to GLib's main context, subscribed before this returns (AddMatch is a call), and
+    across restarts of jobd (no sender in the match). wait() dispatches until a status came."""
+
+    def __init__(self):
+        self.events = []
+        self.bus = private_bus(mainloop=True)
+        self.bus.add_signal_receiver(lambda jid, path, status: self.events.append((int(jid), str(status))),
+                                     signal_name="JobChanged", dbus_interface=MANAGER_IFACE, path=MANAGER_PATH)
+
+    def statuses(self, jid):
+        return [s for i, s in self.events if i == int(jid)]
+
+    def wait(self, jid, status, timeout=15.0):
+        """Waits for the signal that job jid became status (or one of a tuple)."""
+        statuses = (status,) if isinstance(status, str) else status
+        pump(lambda: any(s in statuses for s in self.statuses(jid)), timeout,
+             f"JobChanged of job {jid} to {'/'.join(statuses)}")
+        return props_of(jid)

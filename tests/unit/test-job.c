@@ -39,6 +39,7 @@ static Job *make_full_job(void) {
         j->retry_backoff_usec = 9;
         j->retention_usec = 10;
         j->expire_usec = 11;
+        j->expire_at_usec = 12;
         j->lock = g_strdup("db");
         j->unique_key = g_strdup("nightly");
         j->memory_max = 1 << 20;
@@ -79,6 +80,7 @@ static void assert_jobs_equal(const Job *a, const Job *b) {
         g_assert_cmpuint(a->retry_backoff_usec, ==, b->retry_backoff_usec);
         g_assert_cmpuint(a->retention_usec, ==, b->retention_usec);
         g_assert_cmpuint(a->expire_usec, ==, b->expire_usec);
+        g_assert_cmpuint(a->expire_at_usec, ==, b->expire_at_usec);
         g_assert_cmpstr(a->lock, ==, b->lock);
         g_assert_cmpstr(a->unique_key, ==, b->unique_key);
         g_assert_cmpuint(a->memory_max, ==, b->memory_max);

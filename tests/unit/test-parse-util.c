@@ -357,11 +357,35 @@ static void test_keyfile_scan_agrees_with_gkeyfile(void) {
         }
 }
 
+static void test_format_timespan(void) {
+        static const struct {
+                uint64_t usec;
+                const char *text;
+        } cases[] = {
+                { 0, "0" },
+                { 1, "1us" },
+                { 1000000, "1s" },
+                { 90 * UINT64_C(1000000), "1min 30s" },
+                { (86400 + 3600) * UINT64_C(1000000) + 1500, "1d 1h 1ms 500us" },
+        };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+                g_autofree char *text = format_timespan_usec(cases[i].usec);
+                uint64_t back;
+
+                g_assert_cmpstr(text, ==, cases[i].text);
+                /* what it writes, parse_timespan_usec() reads back */
+                g_assert_cmpint(parse_timespan_usec(text, &back), ==, 0);
+                g_assert_cmpuint(back, ==, cases[i].usec);
+        }
+}
+
 int main(int argc, char *argv[]) {
         log_set_target(LOG_TARGET_STDERR);
         g_test_init(&argc, &argv, NULL);
 
         g_test_add_func("/parse-util/timespan", test_timespan);
+        g_test_add_func("/parse-util/format-timespan", test_format_timespan);
         g_test_add_func("/parse-util/size", test_size);
         g_test_add_func("/parse-util/size-fraction-edge", test_size_fraction_edge);
         g_test_add_func("/parse-util/percent", test_percent);

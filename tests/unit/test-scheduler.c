@@ -96,11 +96,45 @@ static void test_timed(void) {
         job_free(p);
 }
 
+static void test_expiry(void) {
+        g_autoptr(Scheduler) s = scheduler_new();
+        g_autoptr(Job) a = mk(1, "t", 0), b = mk(2, "t", 0), c = mk(3, "t", 0), none = mk(4, "t", 0);
+
+        a->expire_at_usec = 500;
+        b->expire_at_usec = 200;
+        c->expire_at_usec = 200;
+        c->status = JOB_SCHEDULED;
+        c->not_before_usec = 100;
+        /* the expiry set is apart from the queues: a job may be in both */
+        scheduler_add(s, a);
+        scheduler_add(s, c);
+        scheduler_add_expiry(s, a);
+        scheduler_add_expiry(s, b);
+        scheduler_add_expiry(s, c);
+        scheduler_add_expiry(s, none);          /* no deadline: not in the set */
+        g_assert_null(none->expire_node);
+        g_assert_true(scheduler_next_expiry(s) == b);
+        scheduler_remove_expiry(s, b);
+        g_assert_null(b->expire_node);
+        g_assert_true(scheduler_next_expiry(s) == c);
+        g_assert_true(scheduler_next_due(s) == c);
+        scheduler_remove(s, c);
+        g_assert_true(scheduler_next_expiry(s) == c);
+        scheduler_remove_expiry(s, c);
+        scheduler_remove_expiry(s, c);          /* not in it any more: harmless */
+        g_assert_true(scheduler_next_expiry(s) == a);
+        g_assert_true(scheduler_peek(s, "t") == a);
+        scheduler_remove_expiry(s, a);
+        g_assert_null(scheduler_next_expiry(s));
+        scheduler_remove(s, a);
+}
+
 int main(int argc, char *argv[]) {
         log_set_target(LOG_TARGET_STDERR);
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/scheduler/order", test_order);
         g_test_add_func("/scheduler/many", test_many);
         g_test_add_func("/scheduler/timed", test_timed);
+        g_test_add_func("/scheduler/expiry", test_expiry);
         return g_test_run();
 }
