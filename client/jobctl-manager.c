@@ -81,8 +81,9 @@ static char *type_timeout(GVariant *settings) {
 }
 
 static void print_types_table(const Context *c, GVariant *types) {
-        g_autoptr(Table) t = table_new("NAME", "KIND", "STATUS", "CONCURRENCY", "TIMEOUT", "DESCRIPTION",
-                                       NULL);
+        g_autoptr(Table) t = table_new("NAME", "KIND", "STATUS", "CONCURRENCY", "TIMEOUT", "SCHEDULE",
+                                       "DESCRIPTION", NULL);
+        g_autoptr(GPtrArray) notes = g_ptr_array_new_with_free_func(g_free);
         GVariantIter iter;
         GVariant *child;
         size_t n;
@@ -92,7 +93,7 @@ static void print_types_table(const Context *c, GVariant *types) {
         while ((child = g_variant_iter_next_value(&iter))) {
                 g_autoptr(GVariant) entry = child, settings = g_variant_get_child_value(entry, 2);
                 g_autofree char *concurrency = NULL, *timeout = NULL;
-                const char *name, *description;
+                const char *name, *description, *calendar = "", *schedule_error = "";
                 uint32_t u;
                 bool paused = false;
 
@@ -102,12 +103,18 @@ static void print_types_table(const Context *c, GVariant *types) {
                         /* 0: only MaxRunning= bounds it */
                         concurrency = u == 0 ? g_strdup("unlimited") : g_strdup_printf("%" PRIu32, u);
                 timeout = type_timeout(settings);
+                (void) vardict_get_str(settings, "on_calendar", &calendar);
+                (void) vardict_get_str(settings, "schedule_error", &schedule_error);
+                if (*schedule_error)
+                        g_ptr_array_add(notes, g_strdup_printf("Schedule of %s not in effect: %s", name,
+                                                               schedule_error));
 
                 table_add_cell(t, name, NULL);
                 table_add_cell(t, type_kind(settings), NULL);
                 table_add_cell(t, paused ? "paused" : "active", paused ? ANSI_YELLOW : NULL);
                 table_add_cell(t, concurrency, NULL);
                 table_add_cell(t, timeout, NULL);
+                table_add_cell(t, *calendar ? calendar : NULL, *schedule_error ? ANSI_RED : NULL);
                 table_add_cell(t, description, NULL);
         }
 
@@ -116,6 +123,9 @@ static void print_types_table(const Context *c, GVariant *types) {
                 table_print(t, c->args.legend, stdout);
         if (c->args.legend)
                 printf("%s%zu type%s listed.\n", n > 0 ? "\n" : "", n, n == 1 ? "" : "s");
+        /* on stderr, like systemctl's hints: the table stays parseable */
+        for (guint i = 0; i < notes->len; i++)
+                log_warning("%s", (const char *) notes->pdata[i]);
 }
 
 static int print_types_json(const Context *c, GVariant *types) {

@@ -673,8 +673,12 @@ static int method_get_stats(sd_bus_message *msg, void *userdata, sd_bus_error *e
 
 /* ---- ListTypes ---- */
 
-static int append_type(sd_bus_message *reply, const JobType *t, bool paused) {
+static int append_type(sd_bus_message *reply, const JobType *t, bool paused, const char *schedule_error) {
+        g_autofree char *timer = NULL;
         int r;
+
+        if (t->on_calendar)
+                timer = g_strconcat(RECURRING_UNIT_PREFIX, t->name, ".timer", NULL);
 
         r = sd_bus_message_open_container(reply, 'r', "ssa{sv}");
         if (r < 0)
@@ -716,6 +720,12 @@ static int append_type(sd_bus_message *reply, const JobType *t, bool paused) {
                                   "external", "b", !t->exec && !t->builtin,
                                   "paused", "b", paused,
                                   "path", "s", t->path ?: "");
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{sv}{sv}{sv}{sv}",
+                                          "on_calendar", "s", t->on_calendar ?: "",
+                                          "schedule_persistent", "b", t->schedule_persistent,
+                                          "schedule_timer", "s", timer ?: "",
+                                          "schedule_error", "s", schedule_error ?: "");
         if (r < 0)
                 return r;
 
@@ -764,9 +774,12 @@ static int method_list_types(sd_bus_message *msg, void *userdata, sd_bus_error *
         if (r < 0)
                 return r;
         r = sd_bus_message_open_container(reply, 'a', "(ssa{sv})");
-        for (guint i = 0; r >= 0 && i < sorted->len; i++)
-                r = append_type(reply, sorted->pdata[i],
-                                manager_type_paused(m, ((JobType *) sorted->pdata[i])->name));
+        for (guint i = 0; r >= 0 && i < sorted->len; i++) {
+                const char *name = ((JobType *) sorted->pdata[i])->name;
+
+                r = append_type(reply, sorted->pdata[i], manager_type_paused(m, name),
+                                recurring_get_error(m->recurring, name));
+        }
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         if (r < 0)
@@ -775,6 +788,12 @@ static int method_list_types(sd_bus_message *msg, void *userdata, sd_bus_error *
 }
 
 /* ---- Reload and the not yet implemented ---- */
+
+static void on_reload_synced(Recurring *r, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = userdata;
+
+        (void) sd_bus_reply_method_return(msg, NULL);
+}
 
 static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
@@ -788,7 +807,11 @@ static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 return bus_refuse(error, JOBD_ERROR_ACCESS_DENIED,
                                   "Reload is for root; run it with sudo.");
         manager_reload(m, NULL);
-        return sd_bus_reply_method_return(msg, NULL);
+        if (!m->recurring)
+                return sd_bus_reply_method_return(msg, NULL);
+        /* once the timers are made (or refused): `jobctl reload && jobctl types` shows the outcome */
+        recurring_when_idle(m->recurring, on_reload_synced, sd_bus_message_ref(msg));
+        return 1;
 }
 
 /* PauseType and ResumeType: a paused type keeps its queue but starts and hands out nothing. */

@@ -468,7 +468,7 @@ static void on_done(Execution *e, const RunResult *r, void *userdata) {
 void execute_start(Manager *m, Job *j) {
         g_auto(Launch) l = { .stdin_fd = -1 };
         g_autoptr(GError) error = NULL;
-        g_autofree char *unit = NULL, *description = NULL;
+        g_autofree char *description = NULL;
         JobType *t = manager_get_type(m, j->type);
         ExecContext *c;
         Execution *e;

@@ -24,8 +24,12 @@
  *    optional trailing $, at most 256 bytes) or numeric ids; existence is checked when used, not
  *    here, so a type may name a user that sysusers creates later. The four lists are never NULL:
  *    an empty list is an empty strv.
- *  - [Schedule] with OnCalendar=, Parameters= and Persistent= is accepted and not yet stored;
- *    Persistent= must already be a boolean.
+ *  - [Schedule]: OnCalendar= is given once (systemd's calendar syntax takes lists already:
+ *    "Mon,Fri *-*-01,15 06,18:00"); it is checked here only for length, systemd parses it when
+ *    recurring.c makes the timer. Parameters= is JSON taken as is (no key-file escapes, so JSON's
+ *    own work), at most 4 KiB, default {}. Persistent= is a boolean (default no), AccuracySec= a
+ *    time span (default systemd's 1min; 0 is 1us, as in a .timer file). Parameters=, Persistent=
+ *    and AccuracySec= without OnCalendar= are errors: they would silently do nothing.
  *  - Folders: the first folder that has NAME.type wins, even when that file is bad: a broken
  *    override must not silently bring back the vendor settings it was meant to replace. Only
  *    regular *.type files up to 64 KiB count (symlinks are followed); hidden files are ignored.
@@ -43,6 +47,7 @@
 
 #include "jobtype.h"
 #include "log.h"
+#include "params.h"
 #include "parse-util.h"
 
 #define TYPE_FILE_SIZE_MAX (64u * 1024u)
@@ -124,6 +129,8 @@ JobType *jobtype_free(JobType *t) {
         g_strfreev(t->submit_groups);
         g_strfreev(t->worker_users);
         g_strfreev(t->worker_groups);
+        g_free(t->on_calendar);
+        g_free(t->schedule_parameters);
         return (g_free(t), NULL);
 }
 
@@ -379,13 +386,45 @@ static gboolean parse_nice(const char *value, void *field, GError **error) {
         return TRUE;
 }
 
-static gboolean parse_boolean_only(const char *value, void *field, GError **error) {
-        if (parse_boolean(value) < 0)
+static gboolean parse_bool(const char *value, void *field, GError **error) {
+        int r = parse_boolean(value);
+
+        if (r < 0)
                 return value_error(error, "is not a boolean; use yes or no");
+        *(bool *) field = r;
         return TRUE;
 }
 
-static gboolean parse_anything(const char *value, void *field, GError **error) {
+static gboolean parse_on_calendar(const char *value, void *field, GError **error) {
+        if (strlen(value) > JOBTYPE_ON_CALENDAR_MAX)
+                return value_error(error, "is longer than %u bytes; a calendar expression is one line "
+                                   "such as daily or Mon..Fri 08:00", JOBTYPE_ON_CALENDAR_MAX);
+        *(char **) field = g_strdup(value);
+        return TRUE;
+}
+
+static gboolean parse_schedule_parameters(const char *value, void *field, GError **error) {
+        g_autoptr(GError) e = NULL;
+
+        /* the timer passes them to jobctl on its command line */
+        if (strlen(value) > JOBTYPE_SCHEDULE_PARAMETERS_MAX)
+                return value_error(error, "is longer than %u bytes; a schedule's parameters are a "
+                                   "small JSON value", JOBTYPE_SCHEDULE_PARAMETERS_MAX);
+        if (!params_validate("", value, JOBTYPE_SCHEDULE_PARAMETERS_MAX, &e))
+                return value_error(error, "cannot be a job's parameters: %s", e->message);
+        *(char **) field = g_strdup(value);
+        return TRUE;
+}
+
+static gboolean parse_accuracy(const char *value, void *field, GError **error) {
+        uint64_t u;
+
+        if (!parse_timespan(value, &u, error))
+                return FALSE;
+        if (u == UINT64_MAX)
+                return value_error(error, "is not a finite time span; use e.g. 1s or 1min");
+        /* sd-event takes 0 as "its default", so systemd's .timer files turn 0 into 1us */
+        *(uint64_t *) field = u == 0 ? 1 : u;
         return TRUE;
 }
 
@@ -416,10 +455,11 @@ static const TypeKey type_keys[] = {
         { "Resources", "CPUQuota",           parse_cpu_quota,    offsetof(JobType, cpu_quota_percent) },
         { "Resources", "TasksMax",           parse_tasks_max,    offsetof(JobType, tasks_max) },
         { "Resources", "Nice",               parse_nice,         offsetof(JobType, nice) },
-        /* calendar jobs are a later addition: check what is cheap, store nothing yet */
-        { "Schedule",  "OnCalendar",         parse_anything,     0 },
-        { "Schedule",  "Parameters",         parse_anything,     0 },
-        { "Schedule",  "Persistent",         parse_boolean_only, 0 },
+        { "Schedule",  "OnCalendar",         parse_on_calendar,  offsetof(JobType, on_calendar) },
+        { "Schedule",  "Parameters",         parse_schedule_parameters,
+          offsetof(JobType, schedule_parameters) },
+        { "Schedule",  "Persistent",         parse_bool,         offsetof(JobType, schedule_persistent) },
+        { "Schedule",  "AccuracySec",        parse_accuracy,     offsetof(JobType, schedule_accuracy_usec) },
 };
 
 /* ---- structure ---- */
@@ -551,8 +591,9 @@ static bool looks_like_inline_comment(const char *raw) {
         return strstr(raw, " #") || strstr(raw, "\t#");
 }
 
+/* *ret_set: whether the key had a value (an empty assignment leaves the default) */
 static gboolean apply_key(JobType *t, GKeyFile *kf, const TypeKey *k, const char *path, unsigned line,
-                          GError **error) {
+                          bool *ret_set, GError **error) {
         g_autoptr(GError) e = NULL;
         g_autofree char *raw = NULL, *value = NULL, *shown = NULL;
 
@@ -577,7 +618,8 @@ static gboolean apply_key(JobType *t, GKeyFile *kf, const TypeKey *k, const char
         } else
                 value = g_strdup(raw);
 
-        if (*value == '\0')     /* an empty assignment means the default */
+        *ret_set = *value != '\0';
+        if (!*ret_set)          /* an empty assignment means the default */
                 return TRUE;
 
         if (!k->parse(value, (uint8_t *) t + k->offset, &e)) {
@@ -604,6 +646,7 @@ JobType *jobtype_parse(const char *name, const char *path, const char *data, siz
         g_autoptr(GError) e = NULL;
         Scan s = { .path = path };
         size_t order[G_N_ELEMENTS(type_keys)], n = 0;
+        const TypeKey *schedule_option = NULL;  /* the first of [Schedule] that needs OnCalendar= */
 
         if (!jobtype_name_is_valid(name)) {
                 g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_PARSE,
@@ -628,10 +671,26 @@ JobType *jobtype_parse(const char *name, const char *path, const char *data, siz
                         order[n++] = i;
         g_qsort_with_data(order, (gint) n, sizeof(order[0]), compare_lines, s.lines);
 
-        for (size_t i = 0; i < n; i++)
-                if (!apply_key(t, kf, &type_keys[order[i]], path, s.lines[order[i]], error))
-                        return NULL;
+        for (size_t i = 0; i < n; i++) {
+                const TypeKey *k = &type_keys[order[i]];
+                bool set = false;
 
+                if (!apply_key(t, kf, k, path, s.lines[order[i]], &set, error))
+                        return NULL;
+                if (set && !schedule_option && g_str_equal(k->section, "Schedule") &&
+                    !g_str_equal(k->key, "OnCalendar"))
+                        schedule_option = k;
+        }
+
+        if (schedule_option && !t->on_calendar) {
+                g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                            "%s:%u: %s= does nothing without OnCalendar=; add OnCalendar= (e.g. daily) "
+                            "to [Schedule] or remove it", path, s.lines[schedule_option - type_keys],
+                            schedule_option->key);
+                return NULL;
+        }
+        if (t->on_calendar && !t->schedule_parameters)
+                t->schedule_parameters = g_strdup("{}");
         if (!t->description)
                 t->description = g_strdup(name);
 

@@ -13,6 +13,8 @@
 #include <glib.h>
 
 #define JOBTYPE_NAME_MAX 64         /* [A-Za-z0-9_.-]{1,64}, not starting with '.' or '-' */
+#define JOBTYPE_ON_CALENDAR_MAX 512u        /* bytes of OnCalendar= */
+#define JOBTYPE_SCHEDULE_PARAMETERS_MAX 4096u /* bytes of [Schedule] Parameters=: they travel in argv */
 #define JOBTYPE_BUILTIN_EXEC "exec"
 
 typedef enum JobTypeStdin {
@@ -41,6 +43,11 @@ typedef struct JobType {
         unsigned cpu_quota_percent; /* 0: unset */
         uint64_t tasks_max;         /* UINT64_MAX: unset */
         int nice;                   /* -20..19 */
+        /* [Schedule]: a systemd timer submits a job of this type (recurring.c) */
+        char *on_calendar;          /* systemd calendar syntax, checked by systemd; NULL: no schedule */
+        char *schedule_parameters;  /* JSON text; "{}" when a schedule does not say */
+        bool schedule_persistent;   /* catch up on a run missed while the machine was off */
+        uint64_t schedule_accuracy_usec; /* 0: systemd's default (1min) */
         bool builtin;
 } JobType;
 

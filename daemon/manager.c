@@ -216,6 +216,7 @@ Manager *manager_free(Manager *m) {
          * the runner drops its executions without calling back, so their contexts go here */
         g_hash_table_foreach(m->executions, free_execution_context, NULL);
         runner_free(m->runner);
+        recurring_free(m->recurring);   /* after the runner: its pending stops call into it */
         lease_teardown(m);
         g_hash_table_unref(m->streams);
         for (size_t i = 0; i < G_N_ELEMENTS(m->slots); i++)
@@ -548,6 +549,10 @@ void manager_reload(Manager *m, GPtrArray *problems) {
         m->types = jobtype_load_dirs((const char *const *) m->type_dirs, problems);
         log_info("Loaded %u job types.", g_hash_table_size(m->types));
         retention_arm(m);
+
+        /* before the bus is there, manager_connect_bus() syncs once the name is ours */
+        if (m->recurring)
+                (void) recurring_sync(m->recurring, m->types);
 }
 
 /* ---- start and run ---- */
@@ -579,9 +584,20 @@ static int manager_connect_bus(Manager *m) {
         manager_recover_running(m);
         lease_recover(m);
 
+        /* user mode: only the user's own folders (the first two) schedule; the system's types are
+         * the system jobd's to schedule */
+        char *user_dirs[] = { m->type_dirs[0], m->type_dirs[1], NULL };
+        r = recurring_new(&m->recurring, m->bus, m->runner, m->user_mode, JOBD_JOBCTL_PATH,
+                          m->user_mode ? user_dirs : NULL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the schedules: %m");
+
         r = sd_bus_request_name(m->bus, JOBD_BUS_NAME, 0);
         if (r < 0)
                 return log_error_errno(r, "Failed to acquire the bus name " JOBD_BUS_NAME ": %m");
+
+        /* last: if anything above fails, jobd exits without having touched the timers */
+        (void) recurring_sync(m->recurring, m->types);
         return 0;
 }
 

@@ -19,6 +19,7 @@
 #include "follow.h"
 #include "job.h"
 #include "jobtype.h"
+#include "recurring.h"
 #include "runner.h"
 #include "scheduler.h"
 #include "store.h"
@@ -62,6 +63,9 @@ typedef struct Manager {
         sd_event_source *sweep_source;  /* closes streams of finished jobs nobody follows any more */
         GTree *finished;                /* finished Job* by (FinishedUSec, id): retention.c */
         sd_event_source *purge_source;  /* the oldest finished job's end of retention */
+
+        /* the timers of types with [Schedule] (NULL until the bus is connected) */
+        Recurring *recurring;
 
         /* external workers (lease.c) */
         GQueue *waiters;                /* Waiter*: parked Claims, oldest first */

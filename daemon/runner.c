@@ -1536,6 +1536,10 @@ static void stale_stop_job_removed(StaleStop *s, const char *job, const char *re
 }
 
 int runner_stop_stale_scope(Runner *runner, const char *unit_name, RunnerStopFn done, void *userdata) {
+        return runner_stop_unit(runner, unit_name, done, userdata);
+}
+
+int runner_stop_unit(Runner *runner, const char *unit_name, RunnerStopFn done, void *userdata) {
         StaleStop *s;
         int r;
 

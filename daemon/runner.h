@@ -97,9 +97,12 @@ uint64_t execution_job_id(Execution *e);
  * reachable through this until then. */
 void *execution_get_userdata(Execution *e);
 
-/* Crash recovery: asks systemd to stop the scope unit_name if it exists (async; fire and forget,
- * the callback gets 1 if a scope was found and stopped, 0 if none existed, -errno on failure). */
+/* Asks systemd to stop unit_name if it is loaded, and calls done once systemd's stop job is over
+ * (never from inside this call): 1 if the unit was stopped, 0 if it was not loaded, -errno on
+ * failure. runner_free() drops pending stops without calling done. */
 typedef void (*RunnerStopFn)(const char *unit_name, int r, void *userdata);
+int runner_stop_unit(Runner *r, const char *unit_name, RunnerStopFn done, void *userdata);
+/* Crash recovery: the same for a job's scope left from a previous jobd. */
 int runner_stop_stale_scope(Runner *r, const char *unit_name, RunnerStopFn done, void *userdata);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Runner, runner_free)

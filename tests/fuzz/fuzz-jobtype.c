@@ -13,6 +13,7 @@
 #include <glib.h>
 
 #include "jobtype.h"
+#include "params.h"
 #include "parse-util.h"
 
 #define FUZZ_PATH "fuzz.type"
@@ -50,6 +51,19 @@ static void check_type(const JobType *t) {
         g_assert_nonnull(t->worker_users);
         g_assert_nonnull(t->worker_groups);
         g_assert_false(t->builtin);
+        if (t->on_calendar) {
+                g_assert_cmpuint(strlen(t->on_calendar), >, 0);
+                g_assert_cmpuint(strlen(t->on_calendar), <=, JOBTYPE_ON_CALENDAR_MAX);
+                g_assert_nonnull(t->schedule_parameters);
+                g_assert_cmpuint(strlen(t->schedule_parameters), <=, JOBTYPE_SCHEDULE_PARAMETERS_MAX);
+                g_assert_true(params_is_json(t->schedule_parameters));
+                g_assert_true(t->schedule_accuracy_usec != UINT64_MAX);
+        } else {
+                /* a schedule's settings without OnCalendar= are refused, never kept */
+                g_assert_null(t->schedule_parameters);
+                g_assert_false(t->schedule_persistent);
+                g_assert_cmpuint(t->schedule_accuracy_usec, ==, 0);
+        }
 }
 
 static bool is_plain_name(const char *s) {

@@ -239,12 +239,58 @@ static void test_parse_description(void) {
 }
 
 static void test_parse_schedule(void) {
-        g_autoptr(JobType) t = parse_ok("[Type]\nExec=/bin/true\n[Schedule]\nOnCalendar=daily\n"
-                                        "Parameters={\"full\": true}\nPersistent=yes\n");
-        g_assert_nonnull(t);
+        g_autoptr(JobType) t = parse_ok("[Type]\nExec=/bin/true\n[Schedule]\nOnCalendar=Mon..Fri *-*-* 03:00 UTC\n"
+                                        "Parameters={\"full\": true, \"s\": \"a\\\\nb # c\"}\n"
+                                        "Persistent=yes\nAccuracySec=1s\n");
+        g_assert_cmpstr(t->on_calendar, ==, "Mon..Fri *-*-* 03:00 UTC");
+        /* JSON's escapes, not GKeyFile's; a # inside is data */
+        g_assert_cmpstr(t->schedule_parameters, ==, "{\"full\": true, \"s\": \"a\\\\nb # c\"}");
+        g_assert_true(t->schedule_persistent);
+        g_assert_cmpuint(t->schedule_accuracy_usec, ==, SEC);
+
+        /* defaults: no schedule at all, or {} and not persistent */
+        g_autoptr(JobType) none = parse_ok("[Type]\n");
+        g_assert_null(none->on_calendar);
+        g_assert_null(none->schedule_parameters);
+        g_assert_false(none->schedule_persistent);
+        g_assert_cmpuint(none->schedule_accuracy_usec, ==, 0);
+        g_autoptr(JobType) d = parse_ok("[Schedule]\nOnCalendar=*:*:0/2\n[Type]\n");
+        g_assert_cmpstr(d->on_calendar, ==, "*:*:0/2");
+        g_assert_cmpstr(d->schedule_parameters, ==, "{}");
+        g_assert_false(d->schedule_persistent);
+        g_assert_cmpuint(d->schedule_accuracy_usec, ==, 0);
+        g_autoptr(JobType) z = parse_ok("[Type]\n[Schedule]\nOnCalendar=hourly\nAccuracySec=0\nPersistent=no\n"
+                                        "Parameters=\n");
+        g_assert_cmpuint(z->schedule_accuracy_usec, ==, 1);     /* 0 is 1us, as in a .timer file */
+        g_assert_cmpstr(z->schedule_parameters, ==, "{}");
+        /* OnCalendar= empty is no schedule, and then the rest may be empty too */
+        g_autoptr(JobType) e = parse_ok("[Type]\n[Schedule]\nOnCalendar=\nPersistent=\n");
+        g_assert_null(e->on_calendar);
+
         assert_parse_fails("[Type]\n[Schedule]\nPersistent=sometimes\n", PATH ":3: Persistent=sometimes ",
                            "not a boolean");
         assert_parse_fails("[Type]\n[Schedule]\nOnBootSec=5min\n", PATH ":3: unknown key OnBootSec=", NULL);
+        assert_parse_fails("[Type]\n[Schedule]\nOnCalendar=daily\nOnCalendar=weekly\n",
+                           PATH ":4: OnCalendar= is already set on line 3", NULL);
+        assert_parse_fails("[Type]\n[Schedule]\nPersistent=yes\nParameters={}\n",
+                           PATH ":3: Persistent= does nothing without OnCalendar=", "add OnCalendar=");
+        assert_parse_fails("[Type]\n[Schedule]\nOnCalendar=\nAccuracySec=1s\n",
+                           PATH ":4: AccuracySec= does nothing without OnCalendar=", NULL);
+        assert_parse_fails("[Type]\n[Schedule]\nOnCalendar=daily\nParameters={\"a\": 1} # note\n",
+                           PATH ":4: Parameters={\"a\": 1} # note cannot be a job's parameters",
+                           "a # starts a comment only at the beginning of a line");
+
+        g_autofree char *long_cal = g_strnfill(JOBTYPE_ON_CALENDAR_MAX + 1, '*');
+        g_autofree char *text = g_strdup_printf("[Type]\n[Schedule]\nOnCalendar=%s\n", long_cal);
+        assert_parse_fails(text, PATH ":3: OnCalendar=****", "longer than 512 bytes");
+        g_autofree char *big = g_strnfill(JOBTYPE_SCHEDULE_PARAMETERS_MAX, ' ');
+        g_autofree char *text2 = g_strdup_printf("[Type]\n[Schedule]\nOnCalendar=daily\nParameters=[%s1]\n", big);
+        assert_parse_fails(text2, PATH ":4: Parameters=[", "longer than 4096 bytes");
+        /* the limit is on the value as given, spaces around it are not part of it */
+        g_autofree char *fits = g_strnfill(JOBTYPE_SCHEDULE_PARAMETERS_MAX - 3, ' ');
+        g_autofree char *text3 = g_strdup_printf("[Type]\n[Schedule]\nOnCalendar=daily\nParameters= [%s1] \n", fits);
+        g_autoptr(JobType) f = parse_ok(text3);
+        g_assert_cmpuint(strlen(f->schedule_parameters), ==, JOBTYPE_SCHEDULE_PARAMETERS_MAX);
 }
 
 static void test_parse_crlf_and_layout(void) {
@@ -308,6 +354,10 @@ static const BadValue bad_values[] = {
         { "Resources", "Nice",               "99999999999",             "out of range" },
         { "Resources", "Nice",               "nice",                    "not a number" },
         { "Schedule",  "Persistent",         "maybe",                   "not a boolean" },
+        { "Schedule",  "Parameters",         "{\"a\": }",               "not valid JSON" },
+        { "Schedule",  "Parameters",         "nope",                    "cannot be a job's parameters" },
+        { "Schedule",  "AccuracySec",        "soon",                    "not a time span" },
+        { "Schedule",  "AccuracySec",        "infinity",                "not a finite time span" },
 };
 
 /* Each bad value is refused naming the file, the line of its key, the key and the value. The key
