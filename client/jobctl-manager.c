@@ -337,8 +337,10 @@ const Verb manager_verbs[] = {
                 .summary = "List the configured job types",
                 .description =
                 "One line per type: NAME, KIND (local: jobd runs its Exec=; external: workers\n"
-                "claim its jobs; builtin: exec), STATUS (active or paused), CONCURRENCY, TIMEOUT\n"
-                "and DESCRIPTION. With --json, every setting of each type as ListTypes has it.\n",
+                "claim its jobs; builtin: exec), STATUS (active or paused), CONCURRENCY, TIMEOUT,\n"
+                "SCHEDULE (OnCalendar=) and DESCRIPTION; a schedule not in effect (systemd\n"
+                "refused it) is said on standard error. With --json, every setting of each type\n"
+                "as ListTypes has it.\n",
                 .help =
                 "     --names                 Print only the names, one a line\n",
         },
@@ -362,7 +364,9 @@ const Verb manager_verbs[] = {
                 .description =
                 "Root only. A type file with an error is logged and skipped, the others load; a\n"
                 "jobd.conf with an error is not applied at all and the running settings stay.\n"
-                "Problems are in the journal: journalctl -u jobd.service.\n",
+                "Returns once the timers of scheduled types are made or refused, so 'jobctl types'\n"
+                "right after shows the outcome. Problems are in the journal: journalctl -u\n"
+                "jobd.service.\n",
         },
         {}
 };

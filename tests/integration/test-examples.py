@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Every example of examples/ run for real, from where it is installed (share/doc/jobd/examples),
 as its header says to run it: the busctl offload with its unique key, the process pool with its
-limits, the file worker with jobctl worker, the recurring cleanup (skipped while recurring jobs
-are not in this build) and the long-polling Python worker. Each example states the guarantee of
+limits, the file worker with jobctl worker, the recurring cleanup (on a timer made to fire every
+two seconds) and the long-polling Python worker. Each example states the guarantee of
 jobd it relies on; the checks here are about that guarantee."""
 
 import hashlib
@@ -36,13 +36,6 @@ def section(fn):
 def expect(got, want, name, diag=""):
     """eq() that also prints diag (a command's stderr) when it fails."""
     return ok(got == want, name, f"got {got!r}, want {want!r}\n{diag}")
-
-
-def skip(name, reason):
-    """A TAP "ok N - name # SKIP reason", numbered with jobdtest's ok()."""
-    import jobdtest
-    jobdtest._n += 1
-    print(f"ok {jobdtest._n} - {name} # SKIP {reason}", flush=True)
 
 
 def example(*parts):
@@ -251,11 +244,10 @@ def recurring():
     install_type(path, text)
     s = type_settings("cleanup")
     ok(s is not None, "cleanup.type loads", jobctl("types").stdout)
-    if "on_calendar" not in s:
-        skip("cleanup.type fires on its schedule and removes the old files",
-             "recurring jobs ([Schedule] acted on by jobd) are not in this build")
-        return
-    eq(str(s["on_calendar"]), "*-*-* 03:00", "its OnCalendar= is the timer's")
+    eq((str(s["on_calendar"]), bool(s["schedule_persistent"]), str(s["schedule_error"])),
+       ("*-*-* 03:00", True, ""), "its [Schedule] is in effect: OnCalendar=, Persistent=yes")
+    r = systemctl("show", "-P", "TimersCalendar", str(s["schedule_timer"]))
+    ok("03:00" in r.stdout, f"systemd has the timer {s['schedule_timer']} with that calendar", r.stdout + r.stderr)
 
     d = tempfile.mkdtemp(dir="/var/tmp", prefix="cleanup.")
     try:
