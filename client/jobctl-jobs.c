@@ -1029,6 +1029,12 @@ const Verb jobs_verbs[] = {
                 .run = verb_cancel,
                 .synopsis = "cancel ID...",
                 .summary = "Cancel jobs; running ones are stopped",
+                .description =
+                "A pending, scheduled or blocked job is cancelled at once (durably, before this\n"
+                "returns). A running local job's scope is stopped (SIGTERM, then SIGKILL after\n"
+                "10s) and the job ends cancelled when it is gone; a job held by an external\n"
+                "worker ends at once and the worker's token goes stale. Owner and root only.\n"
+                "Every ID is tried; the exit status is 1 if any of them failed.\n",
         },
         {}
 };

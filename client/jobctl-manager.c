@@ -156,15 +156,32 @@ static int print_types_json(const Context *c, GVariant *types) {
         return json_print(root, c->args.json);
 }
 
+/* One name a line, nothing else: for scripts and shell completion. */
+static void print_types_names(GVariant *types) {
+        GVariantIter iter;
+        const char *name;
+
+        g_variant_iter_init(&iter, types);
+        while (g_variant_iter_next(&iter, "(&s&s@a{sv})", &name, NULL, NULL))
+                puts(name);
+}
+
 static int verb_types(Context *c, int argc, char *argv[]) {
         g_autoptr(GVariant) body = NULL, types = NULL;
         int r;
+
+        if (c->args.names && c->args.json != JSON_OFF)
+                return log_usage("--names and --json cannot be combined.");
 
         r = call_manager(c, "ListTypes", "list job types", "(a(ssa{sv}))", &body, NULL);
         if (r < 0)
                 return r;
         types = g_variant_get_child_value(body, 0);
 
+        if (c->args.names) {
+                print_types_names(types);
+                return 0;
+        }
         if (c->args.json != JSON_OFF)
                 return print_types_json(c, types);
         print_types_table(c, types);
@@ -314,9 +331,18 @@ const Verb manager_verbs[] = {
         {
                 .name = "types",
                 .max_args = 0,
+                .options = OPTION(NAMES),
                 .run = verb_types,
                 .synopsis = "types",
                 .summary = "List the configured job types",
+                .description =
+                "One line per type: NAME, KIND (local: jobd runs its Exec=; external: workers\n"
+                "claim its jobs; builtin: exec), STATUS (active or paused), CONCURRENCY, TIMEOUT,\n"
+                "SCHEDULE (OnCalendar=) and DESCRIPTION; a schedule not in effect (systemd\n"
+                "refused it) is said on standard error. With --json, every setting of each type\n"
+                "as ListTypes has it.\n",
+                .help =
+                "     --names                 Print only the names, one a line\n",
         },
         {
                 .name = "stats",
@@ -324,6 +350,10 @@ const Verb manager_verbs[] = {
                 .run = verb_stats,
                 .synopsis = "stats [TYPE]",
                 .summary = "Show job counts, queue depth and timings, of all types or one",
+                .description =
+                "Counts per status, total, queue_depth (pending, scheduled and blocked jobs) and\n"
+                "queue_depth_by_type, and whatever else GetStats reports; --json prints them as\n"
+                "an object.\n",
         },
         {
                 .name = "reload",
@@ -331,6 +361,12 @@ const Verb manager_verbs[] = {
                 .run = verb_reload,
                 .synopsis = "reload",
                 .summary = "Re-read jobd.conf and the type files",
+                .description =
+                "Root only. A type file with an error is logged and skipped, the others load; a\n"
+                "jobd.conf with an error is not applied at all and the running settings stay.\n"
+                "Returns once the timers of scheduled types are made or refused, so 'jobctl types'\n"
+                "right after shows the outcome. Problems are in the journal: journalctl -u\n"
+                "jobd.service.\n",
         },
         {}
 };

@@ -93,6 +93,7 @@ static const struct option options[] = {
         { "input",           required_argument, NULL, ARG(INPUT)          },
         { "concurrency",     required_argument, NULL, ARG(CONCURRENCY)    },
         { "max-jobs",        required_argument, NULL, ARG(MAX_JOBS)       },
+        { "names",           no_argument,       NULL, ARG(NAMES)          },
         {}
 };
 
@@ -170,10 +171,10 @@ static void help(void) {
                "     --json[=pretty|short|off]\n"
                "                             Print JSON (pretty on a terminal, else short)\n"
                "     --no-legend             Print no column headers and footers\n"
-               "     --no-pager              Do not pipe output into a pager\n"
+               "     --no-pager              Accepted as systemctl does; jobctl never pages\n"
                "     --no-ask-password       Do not ask for authentication (polkit)\n"
                "\nWithout COMMAND, '%s' runs.\n"
-               "See '%s COMMAND --help' for the options of a command.\n",
+               "See '%s COMMAND --help' for the options of a command, and jobctl(1).\n",
                ansi(ANSI_HIGHLIGHT), ansi(ANSI_NORMAL), DEFAULT_VERB, program_invocation_short_name);
 }
 
@@ -183,7 +184,7 @@ static void help_verb(const Verb *v) {
                 printf("\n%s", v->description);
         if (v->help)
                 printf("\n%sOptions:%s\n%s", ansi(ANSI_HIGHLIGHT), ansi(ANSI_NORMAL), v->help);
-        printf("\nSee '%s --help' for the global options.\n", program_invocation_short_name);
+        printf("\nSee '%s --help' for the global options, and jobctl(1).\n", program_invocation_short_name);
 }
 
 /* "a,b" appended to strv, each piece non-empty */
@@ -401,6 +402,10 @@ static int parse_verb_option(Args *a, VerbOption o, const char *value) {
         case VERB_OPTION_MAX_JOBS:
                 if (parse_unsigned(value, &a->max_jobs) < 0 || a->max_jobs == 0)
                         return usage_error("Invalid --max-jobs=%s: a positive integer.", value);
+                return 0;
+
+        case VERB_OPTION_NAMES:
+                a->names = true;
                 return 0;
 
         case _VERB_OPTION_MAX:

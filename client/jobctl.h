@@ -48,6 +48,7 @@ typedef enum VerbOption {
         VERB_OPTION_CONCURRENCY,
         VERB_OPTION_CLAIM_WAIT,         /* --wait=TIMESPAN; --wait alone is VERB_OPTION_WAIT */
         VERB_OPTION_MAX_JOBS,
+        VERB_OPTION_NAMES,
         _VERB_OPTION_MAX,
 } VerbOption;
 
@@ -95,6 +96,9 @@ typedef struct Args {
 
         /* submit, run: a file, or "-" for standard input */
         const char *input;
+
+        /* types */
+        bool names;
 
         /* worker */
         unsigned concurrency;

@@ -1229,7 +1229,9 @@ void manager_retry(Manager *m, Job *j, ManagerDoneFn done, void *userdata) {
 }
 
 void manager_progress(Manager *m, Job *j, unsigned percent, const char *message) {
-        FollowStream *s = manager_get_stream(m, j, false);
+        /* a progress report makes the stream, like a log line: a job that reports and ends before
+         * anyone follows it must still have the report in its history */
+        FollowStream *s = manager_get_stream(m, j, true);
         g_autofree char *path = job_path(j->id);
 
         j->progress = percent;

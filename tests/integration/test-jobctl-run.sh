@@ -29,6 +29,13 @@ expect_match "run without -f prints the id" "$id" '^[0-9]+$'
 out=$($JOBCTL follow "$id")
 expect_match "follow renders progress" "$out" '50%.*halfway|progress 50'
 expect_match "follow renders the end" "$out" 'succeeded'
+# nobody follows this one until it ended: its progress report must be in its history anyway
+late=$($JOBCTL run -- sh -c "$JOBCTL progress 30 early")
+for _ in $(seq 500); do
+        $JOBCTL status "$late" | grep -q "Status: succeeded" && break
+        sleep 0.02
+done
+expect_match "a progress report is kept for followers who come after the end" "$($JOBCTL follow "$late")" "progress 30% early"
 $JOBCTL output "$id" bin.dat --output=/tmp/bin.dat
 expect_eq "output copies an output file byte for byte" "$(od -An -c /tmp/bin.dat | tr -s ' ')" " a b c \0 d e f"
 out=$($JOBCTL --json follow "$id" | python3 -c 'import json,sys; print([json.loads(l)["event"] for l in sys.stdin][-1])')
