@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * submit, status, list, cancel. Arguments are checked before the bus is opened, so a typo costs
+ * submit, status, list, cancel, retry. Arguments are checked before the bus is opened, so a typo costs
  * no round trip and exits with EXIT_USAGE. Verbs taking several ids go on past a failed one and
  * fail at the end, as systemctl does.
  */
@@ -927,9 +927,10 @@ static int verb_list(Context *c, int argc, char *argv[]) {
         return 0;
 }
 
-/* cancel */
+/* cancel, retry */
 
-static int verb_cancel(Context *c, int argc, char *argv[]) {
+/* Calls a method without arguments on each job; every ID is tried. */
+static int call_each_job(Context *c, int argc, char *argv[], const char *method, const char *verb) {
         g_autoptr(GArray) ids = NULL;
         sd_bus *bus;
         int r, ret = 0;
@@ -947,15 +948,23 @@ static int verb_cancel(Context *c, int argc, char *argv[]) {
                 uint64_t id = g_array_index(ids, uint64_t, i);
                 g_autofree char *path = job_object_path(id);
 
-                r = sd_bus_call_method(bus, JOBD_BUS_NAME, path, JOBD_JOB_INTERFACE, "Cancel",
+                r = sd_bus_call_method(bus, JOBD_BUS_NAME, path, JOBD_JOB_INTERFACE, method,
                                        &error, NULL, NULL);
                 if (r < 0) {
-                        log_error("Failed to cancel job %" PRIu64 ": %s", id, bus_error_message(&error, r));
+                        log_error("Failed to %s job %" PRIu64 ": %s", verb, id, bus_error_message(&error, r));
                         ret = r;
                 }
         }
 
         return ret;
+}
+
+static int verb_cancel(Context *c, int argc, char *argv[]) {
+        return call_each_job(c, argc, argv, "Cancel", "cancel");
+}
+
+static int verb_retry(Context *c, int argc, char *argv[]) {
+        return call_each_job(c, argc, argv, "Retry", "retry");
 }
 
 const Verb jobs_verbs[] = {
@@ -1035,6 +1044,18 @@ const Verb jobs_verbs[] = {
                 "10s) and the job ends cancelled when it is gone; a job held by an external\n"
                 "worker ends at once and the worker's token goes stale. Owner and root only.\n"
                 "Every ID is tried; the exit status is 1 if any of them failed.\n",
+        },
+        {
+                .name = "retry",
+                .min_args = 1,
+                .max_args = UINT_MAX,
+                .run = verb_retry,
+                .synopsis = "retry ID...",
+                .summary = "Run failed or cancelled jobs again",
+                .description =
+                "The job is queued again with a fresh attempt count (its dependencies, if any,\n"
+                "must not have failed). Owner and root only. Every ID is tried; the exit status\n"
+                "is 1 if any of them failed.\n",
         },
         {}
 };

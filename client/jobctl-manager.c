@@ -321,6 +321,29 @@ static int verb_stats(Context *c, int argc, char *argv[]) {
         return 0;
 }
 
+/* pause, resume */
+
+static int pause_or_resume(Context *c, int argc, char *argv[], const char *method, const char *verb) {
+        int r, ret = 0;
+
+        for (int i = 1; i < argc; i++) {
+                g_autofree char *what = g_strdup_printf("%s type %s", verb, argv[i]);
+
+                r = call_manager(c, method, what, NULL, NULL, "s", argv[i]);
+                if (r < 0)
+                        ret = r;
+        }
+        return ret;
+}
+
+static int verb_pause(Context *c, int argc, char *argv[]) {
+        return pause_or_resume(c, argc, argv, "PauseType", "pause");
+}
+
+static int verb_resume(Context *c, int argc, char *argv[]) {
+        return pause_or_resume(c, argc, argv, "ResumeType", "resume");
+}
+
 /* reload */
 
 static int verb_reload(Context *c, int argc, char *argv[]) {
@@ -354,6 +377,29 @@ const Verb manager_verbs[] = {
                 "Counts per status, total, queue_depth (pending, scheduled and blocked jobs) and\n"
                 "queue_depth_by_type, and whatever else GetStats reports; --json prints them as\n"
                 "an object.\n",
+        },
+        {
+                .name = "pause",
+                .min_args = 1,
+                .max_args = UINT_MAX,
+                .run = verb_pause,
+                .synopsis = "pause TYPE...",
+                .summary = "Start and hand out no more jobs of these types",
+                .description =
+                "Root only. A paused type keeps its queue: Submits are still accepted, but no\n"
+                "job of it starts and no Claim gets one until it is resumed. Running jobs go on.\n"
+                "Persisted: a paused type stays paused across restarts and reloads. 'jobctl types'\n"
+                "shows it. Every TYPE is tried; the exit status is 1 if any of them failed.\n",
+        },
+        {
+                .name = "resume",
+                .min_args = 1,
+                .max_args = UINT_MAX,
+                .run = verb_resume,
+                .synopsis = "resume TYPE...",
+                .summary = "Start and hand out jobs of paused types again",
+                .description =
+                "Root only. The queue is served again in its order (priority, then age).\n",
         },
         {
                 .name = "reload",

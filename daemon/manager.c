@@ -1032,7 +1032,10 @@ static uint64_t retry_backoff(const Job *j) {
         /* doubling per failed attempt, capped */
         for (uint32_t i = 1; i < j->attempt && b < RETRY_BACKOFF_MAX_USEC; i++)
                 b *= 2;
-        return CLAMP(b, RETRY_BACKOFF_MIN_USEC, RETRY_BACKOFF_MAX_USEC);
+        b = CLAMP(b, RETRY_BACKOFF_MIN_USEC, RETRY_BACKOFF_MAX_USEC);
+        /* plus up to a quarter more, at random: jobs that failed together (a database that was
+         * down) do not all come back in the same instant; never less than the backoff itself */
+        return b + (uint64_t) g_random_double_range(0, (double) b / 4);
 }
 
 void manager_attempt_ended(Manager *m, Job *j, Outcome *o) {
@@ -1210,7 +1213,20 @@ int manager_cancel_running(Manager *m, Job *j) {
         return r;
 }
 
+/* A retried job starts a new life: its old history ended with an end event, after which a stream
+ * takes nothing more, so the history starts anew (seq from 1). Its followers had their EOF. */
+static void restart_history(Manager *m, Job *j) {
+        _cleanup_(closep) int spool = -1;
+
+        g_hash_table_remove(m->streams, &j->id);
+        spool = execute_open_spool(m, j->id, false);
+        if (spool >= 0 && unlinkat(spool, FOLLOW_HISTORY_NAME, 0) < 0 && errno != ENOENT)
+                log_job(LOG_WARNING, j->id, j->type, "Failed to remove the old event history: %s",
+                        g_strerror(errno));
+}
+
 void manager_retry(Manager *m, Job *j, ManagerDoneFn done, void *userdata) {
+        restart_history(m, j);
         j->attempt = 0;
         j->exit_status = -1;
         j->not_before_usec = 0;

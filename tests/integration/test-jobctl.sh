@@ -75,4 +75,30 @@ expect_match "and owns the job" "$($JOBCTL status "$id3")" 'Owner: jobdtest2 \(2
 
 check "reload as root" $JOBCTL reload
 
+# pause and resume: a paused type hands out nothing, its queue kept
+check "pause a type" $JOBCTL pause echo
+expect_match "types shows it paused" "$($JOBCTL types)" 'echo +external +paused'
+claim() { busctl call org.jobd.Jobd1 /org/jobd/Jobd1 org.jobd.Jobd1.Manager Claim 'asta{sv}' 1 echo 0 0; }
+expect_match "a paused type hands out nothing" "$(claim)" '^tsssa\{sv\} 0 '
+err=$(setpriv --reuid=2002 --regid=2002 --clear-groups $JOBCTL resume echo 2>&1); rc=$?
+expect_eq "resume as another user exits 1" "$rc" "1"
+expect_match "and says why" "$err" 'Failed to resume type echo'
+check "resume it" $JOBCTL resume echo
+expect_match "types shows it active again" "$($JOBCTL types)" 'echo +external +active'
+expect_match "the queue is intact: the best job is handed out" "$(claim)" "^tsssa\\{sv\\} $id2 "
+err=$($JOBCTL pause nope 2>&1); rc=$?
+expect_eq "pause of an unknown type exits 1" "$rc" "1"
+
+# retry: a failed job runs again from attempt 1
+id4=$($JOBCTL submit exec '{"argv": ["false"]}')
+$JOBCTL follow "$id4" >/dev/null 2>&1          # to its end
+expect_match "a job of false fails" "$($JOBCTL status "$id4")" 'Status: failed'
+check "retry it" $JOBCTL retry "$id4"
+$JOBCTL follow "$id4" >/tmp/retry-follow.out 2>&1
+expect_match "Follow of the retried job goes to its new end" "$(cat /tmp/retry-follow.out)" 'failed'
+out=$($JOBCTL --json status "$id4" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["Status"], d["Attempt"])')
+expect_eq "it ran again, from attempt 1" "$out" "failed 1"
+err=$($JOBCTL retry "$id2" 2>&1); rc=$?
+expect_eq "retry of an unfinished job exits 1" "$rc" "1"
+
 finish

@@ -144,8 +144,16 @@ ok(starts[2] - starts[0] >= 900_000, "the third job started only after one of th
 
 # retries: MaxAttempts=3 with RetryBackoff
 jid = int(submit("flaky", "{}")[0])
+fd = job(J + str(jid)).Follow(dbus.UInt64(0))        # from the start: every status change is in it
+with os.fdopen(fd.take(), "r") as f:
+    events = [json.loads(line) for line in f]
 p = finished(jid, 60)
 eq((str(p["Status"]), int(p["Attempt"])), ("failed", 3), "a failing job is tried MaxAttempts times, then fails")
+runs = [e["time"] for e in events if e["event"] == "status" and e["status"] == "running"]
+eq(len(runs), 3, "Follow shows three attempts")
+gaps = [b - a for a, b in zip(runs, runs[1:])]
+ok(all(g >= 500_000 for g in gaps), "with the backoff between them (at least 0.5 s, RetryBackoff=200ms doubled)", gaps)
+ok(all(g < 500_000 * 1.25 + 1_000_000 for g in gaps), "and no more than the backoff, its jitter and a run", gaps)
 
 # progress from inside the job, and Follow: history, then live, then EOF
 jid = sh(f"{JOBCTL} progress 40 resizing; echo line-one >&2; sleep 1; echo line-two >&2")
