@@ -521,20 +521,27 @@ struct FollowStream {
         bool history_warned;            /* warn once per stream, not once per log line */
         GQueue followers;
         GString *line;                  /* scratch for the event being sent */
+        void (*unfollowed)(void *userdata);
+        void *unfollowed_userdata;
 };
 
 static Follower *follower_free(Follower *f) {
+        FollowStream *s;
+
         if (!f)
                 return NULL;
 
-        if (f->stream)
-                g_queue_unlink(&f->stream->followers, &f->link);
+        s = f->stream;
+        if (s)
+                g_queue_unlink(&s->followers, &f->link);
         sd_event_source_disable_unref(f->io);
         if (f->fd >= 0)
                 (void) close(f->fd);
         if (f->buf)
                 g_byte_array_unref(f->buf);
         g_free(f);
+        if (s && g_queue_is_empty(&s->followers) && s->unfollowed)
+                s->unfollowed(s->unfollowed_userdata);
         return NULL;
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Follower, follower_free)
@@ -761,6 +768,7 @@ FollowStream *follow_stream_free(FollowStream *s) {
         if (!s)
                 return NULL;
 
+        s->unfollowed = NULL;   /* a stream going away is its owner's doing, not news to it */
         while ((l = s->followers.head))
                 follower_free(l->data);
         if (s->fd >= 0)
@@ -981,6 +989,11 @@ int follow_stream_add_follower(FollowStream *s, uint64_t after_seq, unsigned max
         if (linked->live && s->ended)
                 follower_free(linked);          /* nothing to send: EOF right away */
         return 0;
+}
+
+void follow_stream_set_unfollowed_fn(FollowStream *s, void (*fn)(void *userdata), void *userdata) {
+        s->unfollowed = fn;
+        s->unfollowed_userdata = userdata;
 }
 
 unsigned follow_stream_n_followers(FollowStream *s) {
