@@ -384,7 +384,7 @@ static int method_submit(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         if (!t)
                 return bus_refuse(error, JOBD_ERROR_UNKNOWN_TYPE,
                                   "Unknown job type '%s'; `jobctl types` lists the configured ones.", type);
-        if (caller.uid != 0 && (t->submit_users[0] || t->submit_groups[0]) &&
+        if (!caller_is_admin(m, &caller) && (t->submit_users[0] || t->submit_groups[0]) &&
             !caller_in_lists(&caller, t->submit_users, t->submit_groups))
                 return bus_refuse(error, JOBD_ERROR_ACCESS_DENIED,
                                   "Type '%s' takes jobs only from the users and groups in its SubmitUsers= "
@@ -784,7 +784,7 @@ static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         r = bus_query_caller(msg, m->callers, &caller);
         if (r < 0)
                 return r;
-        if (caller.uid != 0)
+        if (!caller_is_admin(m, &caller))
                 return bus_refuse(error, JOBD_ERROR_ACCESS_DENIED,
                                   "Reload is for root; run it with sudo.");
         manager_reload(m, NULL);
@@ -805,7 +805,7 @@ static int method_pause_type(sd_bus_message *msg, void *userdata, sd_bus_error *
         r = bus_query_caller(msg, m->callers, &caller);
         if (r < 0)
                 return r;
-        if (caller.uid != 0)
+        if (!caller_is_admin(m, &caller))
                 return bus_refuse(error, JOBD_ERROR_ACCESS_DENIED,
                                   "%s is for root; run it with sudo.", sd_bus_message_get_member(msg));
         if (!manager_get_type(m, type))
@@ -830,7 +830,7 @@ static int check_claim_type(Manager *m, const Caller *caller, const char *name, 
                                   "Type '%s' runs locally (Exec=); only types without Exec= are worked by "
                                   "external workers.", name);
         /* empty lists: root only, a worker is trusted with other people's parameters */
-        if (caller->uid != 0 && !caller_in_lists(caller, t->worker_users, t->worker_groups))
+        if (!caller_is_admin(m, caller) && !caller_in_lists(caller, t->worker_users, t->worker_groups))
                 return bus_refuse(error, JOBD_ERROR_ACCESS_DENIED,
                                   "Type '%s' is worked only by root and the users and groups in its "
                                   "WorkerUsers= and WorkerGroups=; uid %u is in neither.",

@@ -5,9 +5,9 @@
  * queued to us still served) → the loop exits once the bus confirms the release, or after
  * STOP_DRAIN_MAX_USEC if it never does.
  *
- * The idle timer is lazy: activity only records when it happened and, if the timer is off,
- * switches it on; when it fires early (there was activity since) it is moved to the end of the
- * new period. So a busy jobd re-arms nothing per call. While busy the timer stays off: every way
+ * The idle timer is lazy: activity only records when it happened (and, after that turn of the
+ * loop, switches the timer on if it is off); when it fires early (there was activity since) it is
+ * moved to the end of the new period. So a busy jobd re-arms nothing per call. While busy the timer stays off: every way
  * out of busy is itself activity (a job's change is announced, a Claim or follower leaves, a call
  * arrives), except the store finishing a slow fsync or recovering, which is checked again after
  * RECHECK_USEC.
@@ -300,25 +300,30 @@ static int on_idle_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return idle_begin_stop(i, true);
 }
 
+/* After the turn of the loop that touched us, so a Reload handled in it already set the period. The
+ * timer moves only when it is off or due later than the new period allows (a shorter IdleExitSec=);
+ * otherwise its firing early is what catches up with the activity. */
 static int on_arm(sd_event_source *s, void *userdata) {
         Idle *i = userdata;
-        uint64_t period = i->manager->config.idle_exit_usec;
+        uint64_t period = i->manager->config.idle_exit_usec, due = UINT64_MAX;
+        int enabled = SD_EVENT_OFF;
 
-        /* here, not in idle_touch(): a Reload handled in this turn may have changed the period */
-        if (i->state == IDLE_RUNNING && period > 0)
+        if (i->state != IDLE_RUNNING)
+                return 0;
+        if (period == 0)
+                return sd_event_source_set_enabled(i->idle_timer, SD_EVENT_OFF);
+        (void) sd_event_source_get_enabled(i->idle_timer, &enabled);
+        (void) sd_event_source_get_time(i->idle_timer, &due);
+        if (enabled == SD_EVENT_OFF || due > i->last_activity_usec + period)
                 idle_timer_arm(i, i->last_activity_usec + period);
         return 0;
 }
 
 void idle_touch(Idle *i) {
-        int enabled = SD_EVENT_OFF;
-
         if (!i || i->state != IDLE_RUNNING || !i->started)
                 return;
         i->last_activity_usec = now_usec(i);
-        (void) sd_event_source_get_enabled(i->idle_timer, &enabled);
-        if (enabled == SD_EVENT_OFF)
-                (void) sd_event_source_set_enabled(i->arm_source, SD_EVENT_ONESHOT);
+        (void) sd_event_source_set_enabled(i->arm_source, SD_EVENT_ONESHOT);
         status_schedule(i);
 }
 
