@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * types, stats, reload: calls on the manager object. Settings and statistics are a{sv} that grow
- * as jobd does; what this file does not know it still prints (stats) or passes on (--json).
+ * types, reload: calls on the manager object. Settings are an a{sv} that grows as jobd does; what
+ * this file does not know it passes on (--json).
  */
 
 #include <errno.h>
@@ -188,139 +188,6 @@ static int verb_types(Context *c, int argc, char *argv[]) {
         return 0;
 }
 
-/* stats */
-
-static bool has_suffix(const char *s, const char *suffix) {
-        size_t n = strlen(s), k = strlen(suffix);
-
-        return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
-/* A value for people, by its key's unit suffix as the contract names them. */
-static char *stat_to_text(const char *key, GVariant *v) {
-        uint64_t u;
-
-        if (g_variant_is_of_type(v, G_VARIANT_TYPE_UINT64))
-                u = g_variant_get_uint64(v);
-        else if (g_variant_is_of_type(v, G_VARIANT_TYPE_UINT32))
-                u = g_variant_get_uint32(v);
-        else
-                return variant_to_text(v);
-
-        if (has_suffix(key, "_usec"))
-                return format_timespan(u, USEC_PER_MSEC);
-        if (has_suffix(key, "_nsec"))
-                return u == UINT64_MAX ? g_strdup("infinity")
-                                       : format_timespan(u / NSEC_PER_USEC, USEC_PER_MSEC);
-        if (has_suffix(key, "_bytes"))
-                return format_bytes(u);
-        return variant_to_text(v);
-}
-
-static int stat_key_rank(const char *key) {
-        static const char *const order[] = {
-                "total", JOBD_STATUS_PENDING, JOBD_STATUS_SCHEDULED, JOBD_STATUS_BLOCKED,
-                JOBD_STATUS_RUNNING, JOBD_STATUS_SUCCEEDED, JOBD_STATUS_FAILED, JOBD_STATUS_CANCELLED,
-                "queue_depth",
-        };
-
-        for (size_t i = 0; i < G_N_ELEMENTS(order); i++)
-                if (strcmp(key, order[i]) == 0)
-                        return (int) i;
-        return (int) G_N_ELEMENTS(order);
-}
-
-typedef struct StatEntry {
-        char *key;
-        GVariant *value;                /* the content, out of its variant */
-} StatEntry;
-
-static void stat_entry_clear(void *p) {
-        StatEntry *e = p;
-
-        g_free(e->key);
-        g_variant_unref(e->value);
-}
-
-/* the counts in the order of a job's life, then the rest by name */
-static int stat_entry_compare(const void *a, const void *b) {
-        const StatEntry *x = a, *y = b;
-        int rx = stat_key_rank(x->key), ry = stat_key_rank(y->key);
-
-        return rx != ry ? rx - ry : strcmp(x->key, y->key);
-}
-
-static bool variant_is_dict(GVariant *v) {
-        return g_variant_is_of_type(v, G_VARIANT_TYPE_ARRAY) &&
-               g_variant_type_is_dict_entry(g_variant_type_element(g_variant_get_type(v)));
-}
-
-/* Key-value lines, dictionaries (queue_depth_by_type) nested under their key. */
-static void print_stats_dict(GVariant *dict, int indent) {
-        g_autoptr(GArray) entries = g_array_new(FALSE, FALSE, sizeof(StatEntry));
-        size_t width = 0;
-        GVariantIter iter;
-        GVariant *child;
-
-        g_array_set_clear_func(entries, stat_entry_clear);
-
-        g_variant_iter_init(&iter, dict);
-        while ((child = g_variant_iter_next_value(&iter))) {
-                g_autoptr(GVariant) entry = child, key = g_variant_get_child_value(entry, 0);
-                g_autoptr(GVariant) value = g_variant_get_child_value(entry, 1);
-                StatEntry e = {
-                        .key = variant_to_text(key),
-                        .value = g_variant_is_of_type(value, G_VARIANT_TYPE_VARIANT)
-                                ? g_variant_get_variant(value) : g_variant_ref(value),
-                };
-                g_autofree char *escaped = text_escape(e.key);
-
-                width = MAX(width, text_width(escaped) + 1);
-                g_array_append_val(entries, e);
-        }
-        g_array_sort(entries, stat_entry_compare);
-
-        for (unsigned i = 0; i < entries->len; i++) {
-                const StatEntry *e = &g_array_index(entries, StatEntry, i);
-                g_autofree char *escaped = text_escape(e->key), *label = g_strconcat(escaped, ":", NULL);
-                g_autofree char *text = NULL, *escaped_text = NULL;
-
-                if (variant_is_dict(e->value) && g_variant_n_children(e->value) > 0) {
-                        printf("%*s%s\n", indent, "", label);
-                        print_stats_dict(e->value, indent + 4);
-                        continue;
-                }
-                if (variant_is_dict(e->value)) {
-                        printf("%*s%-*s -\n", indent, "", (int) width, label);
-                        continue;
-                }
-
-                text = stat_to_text(e->key, e->value);
-                escaped_text = text_escape(text);
-                printf("%*s%-*s %s\n", indent, "", (int) width, label, escaped_text);
-        }
-}
-
-static int verb_stats(Context *c, int argc, char *argv[]) {
-        g_autoptr(GVariant) body = NULL, stats = NULL;
-        const char *type = argc > 1 ? argv[1] : "";
-        int r;
-
-        r = call_manager(c, "GetStats", "get statistics", "(a{sv})", &body, "s", type);
-        if (r < 0)
-                return r;
-        stats = g_variant_get_child_value(body, 0);
-
-        if (c->args.json != JSON_OFF) {
-                g_autoptr(JsonNode) node = json_from_variant(stats);
-
-                return json_print(node, c->args.json);
-        }
-
-        print_stats_dict(stats, 0);
-        return 0;
-}
-
 /* pause, resume */
 
 static int pause_or_resume(Context *c, int argc, char *argv[], const char *method, const char *verb) {
@@ -366,17 +233,6 @@ const Verb manager_verbs[] = {
                 "as ListTypes has it.\n",
                 .help =
                 "     --names                 Print only the names, one a line\n",
-        },
-        {
-                .name = "stats",
-                .max_args = 1,
-                .run = verb_stats,
-                .synopsis = "stats [TYPE]",
-                .summary = "Show job counts, queue depth and timings, of all types or one",
-                .description =
-                "Counts per status, total, queue_depth (pending, scheduled and blocked jobs) and\n"
-                "queue_depth_by_type, and whatever else GetStats reports; --json prints them as\n"
-                "an object.\n",
         },
         {
                 .name = "pause",

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* Verbs on the manager: types, stats, pause, resume, reload. */
+/* Verbs on the manager: types, pause, resume, reload. */
 
 #include "jobctl.h"
 

@@ -26,6 +26,7 @@
 #include "jobctl-jobs.h"
 #include "jobctl-manager.h"
 #include "jobctl-run.h"
+#include "jobctl-stats.h"
 #include "jobctl-time.h"
 #include "jobctl-worker.h"
 #include "jobd-names.h"
@@ -38,6 +39,7 @@ static const struct {
         { "Job Commands",             jobs_verbs    },
         { "Run and Follow Commands",  run_verbs     },
         { "Worker Commands",          worker_verbs  },
+        { "Monitoring Commands",      stats_verbs   },
         { "Manager Commands",         manager_verbs },
 };
 
@@ -94,6 +96,8 @@ static const struct option options[] = {
         { "concurrency",     required_argument, NULL, ARG(CONCURRENCY)    },
         { "max-jobs",        required_argument, NULL, ARG(MAX_JOBS)       },
         { "names",           no_argument,       NULL, ARG(NAMES)          },
+        { "prometheus",      no_argument,       NULL, ARG(PROMETHEUS)     },
+        { "once",            no_argument,       NULL, ARG(ONCE)           },
         {}
 };
 
@@ -406,6 +410,14 @@ static int parse_verb_option(Args *a, VerbOption o, const char *value) {
 
         case VERB_OPTION_NAMES:
                 a->names = true;
+                return 0;
+
+        case VERB_OPTION_PROMETHEUS:
+                a->prometheus = true;
+                return 0;
+
+        case VERB_OPTION_ONCE:
+                a->once = true;
                 return 0;
 
         case _VERB_OPTION_MAX:

@@ -49,6 +49,8 @@ typedef enum VerbOption {
         VERB_OPTION_CLAIM_WAIT,         /* --wait=TIMESPAN; --wait alone is VERB_OPTION_WAIT */
         VERB_OPTION_MAX_JOBS,
         VERB_OPTION_NAMES,
+        VERB_OPTION_PROMETHEUS,
+        VERB_OPTION_ONCE,
         _VERB_OPTION_MAX,
 } VerbOption;
 
@@ -104,6 +106,10 @@ typedef struct Args {
         unsigned concurrency;
         uint64_t claim_wait_usec;
         unsigned max_jobs;
+
+        /* stats, top */
+        bool prometheus;
+        bool once;
 } Args;
 
 typedef struct Context {

@@ -19,6 +19,7 @@
 #include "lease.h"
 #include "log.h"
 #include "params.h"
+#include "stats.h"
 
 /* ---- Submit ---- */
 
@@ -391,7 +392,7 @@ static int method_submit(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         if (!t)
                 return bus_refuse(error, JOBD_ERROR_UNKNOWN_TYPE,
                                   "Unknown job type '%s'; `jobctl types` lists the configured ones.", type);
-        if (caller.uid != 0 && (t->submit_users[0] || t->submit_groups[0]) &&
+        if (!caller_is_admin(m, &caller) && (t->submit_users[0] || t->submit_groups[0]) &&
             !caller_in_lists(&caller, t->submit_users, t->submit_groups))
                 return bus_refuse(error, JOBD_ERROR_ACCESS_DENIED,
                                   "Type '%s' takes jobs only from the users and groups in its SubmitUsers= "
@@ -613,70 +614,142 @@ static int method_list(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 
 /* ---- GetStats ---- */
 
-typedef struct StatsAcc {
-        const char *type;
-        unsigned by_status[_JOB_STATUS_MAX];
-        unsigned total;
-        GHashTable *depth_by_type;      /* borrowed type name → count */
-} StatsAcc;
-
-static gboolean stats_one(gpointer key, gpointer value, gpointer userdata) {
-        StatsAcc *a = userdata;
-        Job *j = value;
-
-        if (*a->type && !g_str_equal(a->type, j->type))
-                return FALSE;
-        a->by_status[j->status]++;
-        a->total++;
-        if (job_status_is_queued(j->status)) {
-                unsigned n = GPOINTER_TO_UINT(g_hash_table_lookup(a->depth_by_type, j->type));
-                g_hash_table_insert(a->depth_by_type, j->type, GUINT_TO_POINTER(n + 1));
-        }
-        return FALSE;
+static int append_stat(sd_bus_message *reply, const char *key, char type, uint64_t value) {
+        return type == 'u' ? sd_bus_message_append(reply, "{sv}", key, "u", (uint32_t) MIN(value, UINT32_MAX)) :
+                             sd_bus_message_append(reply, "{sv}", key, "t", value);
 }
 
-static int method_get_stats(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
-        g_autoptr(GHashTable) depth = g_hash_table_new(g_str_hash, g_str_equal);
-        StatsAcc a = { .depth_by_type = depth };
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        GHashTableIter it;
-        gpointer k, v;
+static int append_times(sd_bus_message *reply, const char *what, const StatsTimes *t) {
+        const struct { const char *suffix; char type; uint64_t value; } keys[] = {
+                { "count", 'u', t->count },
+                { "total_usec", 't', t->total_usec },
+                { "p50_usec", 't', t->p50_usec },
+                { "p90_usec", 't', t->p90_usec },
+                { "p99_usec", 't', t->p99_usec },
+        };
+        int r = 0;
+
+        for (size_t i = 0; r >= 0 && i < G_N_ELEMENTS(keys); i++) {
+                g_autofree char *key = g_strconcat(what, "_", keys[i].suffix, NULL);
+
+                r = append_stat(reply, key, keys[i].type, keys[i].value);
+        }
+        return r;
+}
+
+/* The figures of one a{sv}: counts by status, wait_* and run_* times, resource totals. */
+static int append_figures(sd_bus_message *reply, const StatsFigures *f) {
+        int r = 0;
+
+        for (JobStatus s = 0; r >= 0 && s < _JOB_STATUS_MAX; s++)
+                r = append_stat(reply, job_status_to_string(s), 'u', f->by_status[s]);
+        if (r >= 0)
+                r = append_stat(reply, "total", 'u', f->total);
+        if (r >= 0)
+                r = append_stat(reply, "queue_depth", 'u', f->queue_depth);
+        if (r >= 0)
+                r = append_times(reply, "wait", &f->wait);
+        if (r >= 0)
+                r = append_times(reply, "run", &f->run);
+        if (r >= 0)
+                r = append_stat(reply, "cpu_usage_total_nsec", 't', f->cpu_usage_total_nsec);
+        if (r >= 0)
+                r = append_stat(reply, "memory_peak_total_bytes", 't', f->memory_peak_total_bytes);
+        if (r >= 0)
+                r = append_stat(reply, "memory_peak_max_bytes", 't', f->memory_peak_max_bytes);
+        return r;
+}
+
+/* queue_depth_by_type a{su} and by_type a{sa{sv}}: every type that has jobs */
+static int append_by_type(sd_bus_message *reply, Stats *stats) {
+        g_autoptr(GPtrArray) types = stats_types(stats);
+        StatsFigures f;
         int r;
 
-        r = sd_bus_message_read(msg, "s", &a.type);
-        if (r < 0)
-                return r;
-        if (*a.type && !manager_get_type(m, a.type))
-                return bus_refuse(error, JOBD_ERROR_UNKNOWN_TYPE,
-                                  "Unknown job type '%s'; `jobctl types` lists the configured ones.", a.type);
-
-        g_tree_foreach(m->jobs, stats_one, &a);
-
-        r = sd_bus_message_new_method_return(msg, &reply);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(reply, 'a', "{sv}");
-        for (JobStatus s = 0; r >= 0 && s < _JOB_STATUS_MAX; s++)
-                r = sd_bus_message_append(reply, "{sv}", job_status_to_string(s), "u", a.by_status[s]);
-        if (r >= 0)
-                r = sd_bus_message_append(reply, "{sv}", "total", "u", a.total);
-        if (r >= 0)
-                r = sd_bus_message_append(reply, "{sv}", "queue_depth", "u",
-                                          a.by_status[JOB_PENDING] + a.by_status[JOB_SCHEDULED] +
-                                          a.by_status[JOB_BLOCKED]);
-        if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'e', "sv");
+        r = sd_bus_message_open_container(reply, 'e', "sv");
         if (r >= 0)
                 r = sd_bus_message_append(reply, "s", "queue_depth_by_type");
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'v', "a{su}");
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "{su}");
-        g_hash_table_iter_init(&it, depth);
-        while (r >= 0 && g_hash_table_iter_next(&it, &k, &v))
-                r = sd_bus_message_append(reply, "{su}", (const char *) k, GPOINTER_TO_UINT(v));
-        for (int i = 0; r >= 0 && i < 4; i++)
+        for (guint i = 0; r >= 0 && i < types->len; i++) {
+                stats_get(stats, types->pdata[i], &f);
+                if (f.queue_depth > 0)
+                        r = sd_bus_message_append(reply, "{su}", (const char *) types->pdata[i], f.queue_depth);
+        }
+        for (int i = 0; r >= 0 && i < 3; i++)
+                r = sd_bus_message_close_container(reply);
+
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'e', "sv");
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "s", "by_type");
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'v', "a{sa{sv}}");
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "{sa{sv}}");
+        for (guint i = 0; r >= 0 && i < types->len; i++) {
+                stats_get(stats, types->pdata[i], &f);
+                r = sd_bus_message_open_container(reply, 'e', "sa{sv}");
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "s", (const char *) types->pdata[i]);
+                if (r >= 0)
+                        r = sd_bus_message_open_container(reply, 'a', "{sv}");
+                if (r >= 0)
+                        r = append_figures(reply, &f);
+                for (int k = 0; r >= 0 && k < 2; k++)
+                        r = sd_bus_message_close_container(reply);
+        }
+        for (int i = 0; r >= 0 && i < 3; i++)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
+typedef struct StatsFill {
+        const char *type;               /* "" for all */
+        Stats *stats;
+} StatsFill;
+
+static gboolean stats_one(gpointer key, gpointer value, gpointer userdata) {
+        StatsFill *fill = userdata;
+        Job *j = value;
+
+        if (!*fill->type || g_str_equal(fill->type, j->type))
+                stats_add(fill->stats, j);
+        return FALSE;
+}
+
+/* One pass over the jobs (stats.c): O(jobs) a call, nothing kept between calls. */
+static int method_get_stats(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        g_autoptr(Stats) stats = stats_new();
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        StatsFill fill = { .stats = stats };
+        StatsFigures f;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &fill.type);
+        if (r < 0)
+                return r;
+        if (*fill.type && !manager_get_type(m, fill.type))
+                return bus_refuse(error, JOBD_ERROR_UNKNOWN_TYPE,
+                                  "Unknown job type '%s'; `jobctl types` lists the configured ones.", fill.type);
+
+        g_tree_foreach(m->jobs, stats_one, &fill);
+        stats_get(stats, NULL, &f);
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        if (r >= 0)
+                r = append_figures(reply, &f);
+        if (r >= 0 && !*fill.type)
+                r = append_stat(reply, "workers_waiting", 'u', g_queue_get_length(m->waiters));
+        if (r >= 0 && !*fill.type)
+                r = append_by_type(reply, stats);
+        if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         if (r < 0)
                 return r;
@@ -815,7 +888,7 @@ static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         r = bus_query_caller(msg, m->callers, &caller);
         if (r < 0)
                 return r;
-        if (caller.uid != 0)
+        if (!caller_is_admin(m, &caller))
                 return bus_refuse(error, JOBD_ERROR_ACCESS_DENIED,
                                   "Reload is for root; run it with sudo.");
         manager_reload(m, NULL);
@@ -840,7 +913,7 @@ static int method_pause_type(sd_bus_message *msg, void *userdata, sd_bus_error *
         r = bus_query_caller(msg, m->callers, &caller);
         if (r < 0)
                 return r;
-        if (caller.uid != 0)
+        if (!caller_is_admin(m, &caller))
                 return bus_refuse(error, JOBD_ERROR_ACCESS_DENIED,
                                   "%s is for root; run it with sudo.", sd_bus_message_get_member(msg));
         if (!manager_get_type(m, type))
@@ -865,7 +938,7 @@ static int check_claim_type(Manager *m, const Caller *caller, const char *name, 
                                   "Type '%s' runs locally (Exec=); only types without Exec= are worked by "
                                   "external workers.", name);
         /* empty lists: root only, a worker is trusted with other people's parameters */
-        if (caller->uid != 0 && !caller_in_lists(caller, t->worker_users, t->worker_groups))
+        if (!caller_is_admin(m, caller) && !caller_in_lists(caller, t->worker_users, t->worker_groups))
                 return bus_refuse(error, JOBD_ERROR_ACCESS_DENIED,
                                   "Type '%s' is worked only by root and the users and groups in its "
                                   "WorkerUsers= and WorkerGroups=; uid %u is in neither.",

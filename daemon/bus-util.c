@@ -9,6 +9,7 @@
 
 #include "bus-util.h"
 #include "jobd-names.h"
+#include "manager.h"
 
 void caller_done(Caller *c) {
         g_clear_pointer(&c->groups, g_array_unref);
@@ -159,6 +160,10 @@ bool caller_in_lists(const Caller *c, char *const *users, char *const *groups) {
                         return true;
         }
         return false;
+}
+
+bool caller_is_admin(const struct Manager *m, const Caller *c) {
+        return c->uid == 0 || (m->user_mode && c->uid == geteuid());
 }
 
 bool caller_owns(const Caller *c, const Job *j) {

@@ -32,6 +32,9 @@ GHashTable *caller_cache_new(void);
  * connection was made, not racy /proc reads), cached per unique name. The first call of a
  * connection is one synchronous round trip to the bus daemon; later calls are free. */
 int bus_query_caller(sd_bus_message *m, GHashTable *cache, Caller *ret);
+/* Root, and in user mode the user jobd runs as (it is their jobd): may Reload, pause types, work
+ * any external type and submit to any type. */
+bool caller_is_admin(const struct Manager *m, const Caller *c);
 /* Owner or root: may see a job's parameters, result and error, and cancel it. */
 bool caller_owns(const Caller *c, const Job *j);
 /* Whether the caller is named in a users list (names or uids) or is a member of a group in a

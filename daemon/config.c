@@ -5,7 +5,8 @@
  * are errors naming PATH:LINE, and an empty assignment restores the default. A file is applied as a
  * whole or not at all, so a reload with a typo keeps the running settings.
  *
- * IdleExitSec=0 and IdleExitSec=infinity both mean "never" and are stored as 0. Retention=infinity
+ * IdleExitSec=0 and IdleExitSec=infinity both mean "never" and are stored as 0; other values are at
+ * least 1s (see jobd.service's start limit). Retention=infinity
  * keeps finished jobs forever (UINT64_MAX). MaxParameterBytes is capped at half a journal record:
  * parameters travel inside one. MaxInputBytes and OutputQuotaBytes accept infinity (UINT64_MAX) and
  * 0 (no input, no outputs); MaxRunning and MaxPendingPerUser must be at least 1.
@@ -27,6 +28,7 @@
 
 #define CONFIG_FILE_SIZE_MAX (64u * 1024u)
 #define PARAMETER_BYTES_MAX ((uint64_t) RECORD_PAYLOAD_MAX / 2)
+#define IDLE_EXIT_MIN_USEC (UINT64_C(1) * 1000000)
 
 void config_init(Config *c) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -88,6 +90,10 @@ static gboolean parse_idle_exit(const char *value, void *field, GError **error) 
 
         if (!parse_timespan(value, &u, error))
                 return FALSE;
+        /* every idle exit is followed by a start; jobd.service allows 20 starts in 10 s, which a
+         * period of 1 s (at most 10 starts) stays below, while a crash loop still hits it */
+        if (u > 0 && u < IDLE_EXIT_MIN_USEC)
+                return value_error(error, "is below 1s; use 1s or more, or 0 for never");
         *(uint64_t *) field = u == UINT64_MAX ? 0 : u;      /* both mean: never */
         return TRUE;
 }

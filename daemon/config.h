@@ -8,7 +8,7 @@
 
 typedef struct Config {
         unsigned max_running;           /* MaxRunning=, default: number of CPUs */
-        uint64_t idle_exit_usec;        /* IdleExitSec=, default 60s; 0 or "infinity": never */
+        uint64_t idle_exit_usec;        /* IdleExitSec=, default 60s, at least 1s; 0 or "infinity": never */
         uint64_t max_parameter_bytes;   /* MaxParameterBytes=, default 1M */
         uint64_t max_input_bytes;       /* MaxInputBytes=, default 64M */
         unsigned max_pending_per_user;  /* MaxPendingPerUser=, default 10000 */

@@ -7,7 +7,8 @@
  *
  * Credentials: the exec type runs as exactly the submitter (uid, primary gid from the user
  * database, the groups the bus saw); a type with User= as that user with its groups from the
- * user database; a type without User= as root.
+ * user database; a type without User= as root. In user mode every job runs as jobd's own user,
+ * with the session bus (XDG_RUNTIME_DIR, DBUS_SESSION_BUS_ADDRESS) in its environment.
  */
 
 #ifndef _GNU_SOURCE
@@ -19,6 +20,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -167,12 +169,57 @@ static gboolean launch_from_exec_parameters(Launch *l, const char *parameters, G
         return TRUE;
 }
 
-static gboolean launch_credentials(Launch *l, const Job *j, const JobType *t, GError **error) {
+/* The passwd entry of the type's User= (a name or a uid), NULL if none. */
+static struct passwd *type_user(const JobType *t, struct passwd *pw, char *buf, size_t size) {
+        struct passwd *result = NULL;
+
+        if (g_ascii_isdigit(t->user[0]))
+                (void) getpwuid_r((uid_t) g_ascii_strtoull(t->user, NULL, 10), pw, buf, size, &result);
+        else
+                (void) getpwnam_r(t->user, pw, buf, size, &result);
+        return result;
+}
+
+/* User mode: jobd cannot change who it is, so every job runs as its user, with its groups. A type
+ * whose User= names someone else, or an exec job of another submitter (root on the user's bus),
+ * cannot be run and says so. */
+static gboolean launch_credentials_user_mode(Launch *l, const Job *j, const JobType *t, GError **error) {
+        int n = getgroups(0, NULL);
+
+        l->uid = geteuid();
+        l->gid = getegid();
+        if (t->builtin && j->owner != l->uid)
+                return g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_PERM,
+                                   "This jobd runs as uid %u (user mode) and cannot run an exec job as its "
+                                   "submitter, uid %u; submit it to the system's jobd.",
+                                   (unsigned) l->uid, (unsigned) j->owner), FALSE;
+        if (!t->builtin && t->user) {
+                struct passwd pw, *result;
+                char buf[4096];
+
+                result = type_user(t, &pw, buf, sizeof(buf));
+                if (!result || result->pw_uid != l->uid)
+                        return g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_PERM,
+                                           "User=%s of type %s: a user-mode jobd runs jobs only as its own "
+                                           "user (uid %u); leave User= out for it.",
+                                           t->user, t->name, (unsigned) l->uid), FALSE;
+        }
+        if (n > 0) {
+                g_array_set_size(l->groups, (guint) n);
+                n = getgroups(n, (gid_t *) (void *) l->groups->data);
+        }
+        g_array_set_size(l->groups, n > 0 ? (guint) n : 0);
+        return TRUE;
+}
+
+static gboolean launch_credentials(Launch *l, Manager *m, const Job *j, const JobType *t, GError **error) {
         struct passwd pw, *result = NULL;
         char buf[4096];
         int n = 64;
 
         l->groups = g_array_new(FALSE, FALSE, sizeof(gid_t));
+        if (m->user_mode)
+                return launch_credentials_user_mode(l, j, t, error);
         if (t->builtin) {
                 if (j->gid == (gid_t) -1)
                         return g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NOENT,
@@ -189,10 +236,7 @@ static gboolean launch_credentials(Launch *l, const Job *j, const JobType *t, GE
                 return TRUE;
         }
 
-        if (g_ascii_isdigit(t->user[0]))
-                (void) getpwuid_r((uid_t) g_ascii_strtoull(t->user, NULL, 10), &pw, buf, sizeof(buf), &result);
-        else
-                (void) getpwnam_r(t->user, &pw, buf, sizeof(buf), &result);
+        result = type_user(t, &pw, buf, sizeof(buf));
         if (!result)
                 return g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NOENT,
                                    "User=%s of type %s does not exist.", t->user, t->name), FALSE;
@@ -247,6 +291,19 @@ static gboolean launch_stdin(Launch *l, Manager *m, const Job *j, const JobType 
         return TRUE;
 }
 
+/* A user-mode job is one of the user's services: it reaches the session bus as they do, so
+ * `jobctl --user progress` (and notify-send, …) work from inside it. */
+static void launch_add_session(GPtrArray *env) {
+        static const char *const names[] = { "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS" };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+                const char *v = getenv(names[i]);
+
+                if (v && *v)
+                        g_ptr_array_add(env, g_strconcat(names[i], "=", v, NULL));
+        }
+}
+
 static gboolean launch_prepare(Launch *l, Manager *m, const Job *j, const JobType *t, GError **error) {
         g_autoptr(GPtrArray) env = g_ptr_array_new_with_free_func(g_free);
 
@@ -257,10 +314,13 @@ static gboolean launch_prepare(Launch *l, Manager *m, const Job *j, const JobTyp
                 l->argv = g_strdupv(t->exec);
                 l->env = g_new0(char *, 1);
         }
-        if (!launch_credentials(l, j, t, error) || !launch_workspace(l, m, j, error) ||
+        if (!launch_credentials(l, m, j, t, error) || !launch_workspace(l, m, j, error) ||
             !launch_stdin(l, m, j, t, error))
                 return FALSE;
 
+        /* later entries win: an exec job's own env may override the session's */
+        if (m->user_mode)
+                launch_add_session(env);
         for (char **e = l->env; *e; e++)
                 g_ptr_array_add(env, g_strdup(*e));
         g_ptr_array_add(env, g_strdup_printf("JOBD_JOB_ID=%" G_GUINT64_FORMAT, j->id));
@@ -494,7 +554,8 @@ void execute_start(Manager *m, Job *j) {
                 .job_id = j->id,
                 .type = j->type,
                 .unit_name = j->unit,
-                .slice = m->user_mode ? NULL : "jobd.slice",
+                /* in user mode the user manager's jobd.slice, below user@UID.service */
+                .slice = "jobd.slice",
                 .description = description,
                 .argv = l.argv,
                 .env = l.env,

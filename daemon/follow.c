@@ -533,20 +533,27 @@ struct FollowStream {
         GString *outbox;                /* events in the file that live followers have not been sent */
         uint64_t outbox_offset;         /* where in the file the outbox begins */
         sd_event_source *flush_source;
+        void (*unfollowed)(void *userdata);
+        void *unfollowed_userdata;
 };
 
 static Follower *follower_free(Follower *f) {
+        FollowStream *s;
+
         if (!f)
                 return NULL;
 
-        if (f->stream)
-                g_queue_unlink(&f->stream->followers, &f->link);
+        s = f->stream;
+        if (s)
+                g_queue_unlink(&s->followers, &f->link);
         sd_event_source_disable_unref(f->io);
         if (f->fd >= 0)
                 (void) close(f->fd);
         if (f->buf)
                 g_byte_array_unref(f->buf);
         g_free(f);
+        if (s && g_queue_is_empty(&s->followers) && s->unfollowed)
+                s->unfollowed(s->unfollowed_userdata);
         return NULL;
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Follower, follower_free)
@@ -778,6 +785,7 @@ FollowStream *follow_stream_free(FollowStream *s) {
 
         stream_flush(s);
         sd_event_source_disable_unref(s->flush_source);
+        s->unfollowed = NULL;   /* a stream going away is its owner's doing, not news to it */
         while ((l = s->followers.head))
                 follower_free(l->data);
         if (s->fd >= 0)
@@ -1069,6 +1077,11 @@ int follow_stream_add_follower(FollowStream *s, uint64_t after_seq, unsigned max
         if (linked->live && s->ended)
                 follower_free(linked);          /* nothing to send: EOF right away */
         return 0;
+}
+
+void follow_stream_set_unfollowed_fn(FollowStream *s, void (*fn)(void *userdata), void *userdata) {
+        s->unfollowed = fn;
+        s->unfollowed_userdata = userdata;
 }
 
 unsigned follow_stream_n_followers(FollowStream *s) {

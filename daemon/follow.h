@@ -56,6 +56,8 @@ int64_t follow_stream_end(FollowStream *s, const char *status, int exit_status, 
 int follow_stream_add_follower(FollowStream *s, uint64_t after_seq, unsigned max_followers, int *ret_fd);
 
 unsigned follow_stream_n_followers(FollowStream *s);
+/* fn is called when the last follower left (not when the stream is freed). */
+void follow_stream_set_unfollowed_fn(FollowStream *s, void (*fn)(void *userdata), void *userdata);
 uint64_t follow_stream_last_seq(FollowStream *s);
 bool follow_stream_ended(FollowStream *s);
 /* bytes held for all followers that their pipes have not taken yet (at most FOLLOW_BUFFER_MAX each) */

@@ -13,6 +13,7 @@
 
 #include "bus-util.h"
 #include "execute.h"
+#include "idle.h"
 #include "jobd-names.h"
 #include "lease.h"
 #include "log.h"
@@ -72,6 +73,8 @@ static void waiter_free(Waiter *w) {
         g_strfreev(w->types);
         g_free(w->sender);
         g_free(w);
+        /* a parked Claim keeps jobd from exiting while idle: its end restarts the idle period */
+        idle_touch(m->idle);
 }
 
 static void arm_lease_timer(Manager *m) {
@@ -364,6 +367,15 @@ int lease_claim(Manager *m, sd_bus_message *msg, char **types, uint64_t wait_use
                 return r;
         }
         return 1;
+}
+
+void lease_answer_waiters(Manager *m) {
+        Waiter *w;
+
+        while ((w = g_queue_peek_head(m->waiters))) {
+                (void) reply_empty(w->msg);
+                waiter_free(w);
+        }
 }
 
 void lease_serve_waiters(Manager *m) {

@@ -29,6 +29,8 @@ void lease_teardown(Manager *m);
  * wait_usec. Replies to msg itself, now or later. */
 int lease_claim(Manager *m, sd_bus_message *msg, char **types, uint64_t wait_usec, bool track,
                 bool fds, sd_bus_error *error);
+/* Answers every parked Claim with id 0 ("nothing now"), as their timeouts would: jobd is exiting. */
+void lease_answer_waiters(Manager *m);
 /* Hands pending jobs to waiting Claims, oldest Claim first. */
 void lease_serve_waiters(Manager *m);
 

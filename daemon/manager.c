@@ -44,6 +44,7 @@ static void on_durable_marker(int error, void *userdata);
 static int on_dispatch(sd_event_source *s, void *userdata);
 static int on_due(sd_event_source *s, uint64_t usec, void *userdata);
 static void stream_destroy(gpointer s);
+static void on_unfollowed(void *userdata);
 static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata);
 #define STREAM_SWEEP_USEC (UINT64_C(30) * 1000000)
 static void free_execution_context(gpointer key, gpointer value, gpointer userdata);
@@ -97,14 +98,6 @@ static int manager_setup_paths(Manager *m) {
         return 0;
 }
 
-static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        Manager *m = userdata;
-
-        log_info("Received signal %i, stopping.", (int) si->ssi_signo);
-        (void) sd_notify(false, "STOPPING=1");
-        return sd_event_exit(m->event, 0);
-}
-
 static int on_emit_changes(sd_event_source *s, void *userdata) {
         Manager *m = userdata;
         GHashTableIter it;
@@ -155,16 +148,7 @@ int manager_new(Manager **ret, bool user_mode) {
         if (r < 0)
                 return r;
 
-        sigset_t mask;
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-                return -errno;
-        r = sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m);
-        if (r < 0)
-                return r;
-        r = sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
+        r = idle_new(&m->idle, m);
         if (r < 0)
                 return r;
 
@@ -220,6 +204,7 @@ Manager *manager_free(Manager *m) {
         runner_free(m->runner);
         recurring_free(m->recurring);   /* after the runner: its pending stops call into it */
         lease_teardown(m);
+        m->idle = idle_free(m->idle);
         g_hash_table_unref(m->streams);
         for (size_t i = 0; i < G_N_ELEMENTS(m->slots); i++)
                 sd_bus_slot_unref(m->slots[i]);
@@ -618,7 +603,9 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return r;
 
-        (void) sd_notifyf(false, "READY=1\nSTATUS=%i jobs known", g_tree_nnodes(m->jobs));
+        r = idle_start(m->idle);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch the bus for activity: %m");
         manager_queue_dispatch(m);
         return 0;
 }
@@ -626,9 +613,11 @@ int manager_start(Manager *m) {
 int manager_run(Manager *m) {
         int r = sd_event_loop(m->event);
 
-        /* nothing acknowledged may be lost: write out what is queued before leaving */
-        if (m->store)
-                (void) store_flush(m->store);
+        /* nothing acknowledged may be lost: write out what is queued before leaving, and what
+         * the answers to that queue in turn (bounded: those chains are short) */
+        for (unsigned i = 0; m->store && i < 8 && store_has_queued(m->store); i++)
+                if (store_flush(m->store) < 0)
+                        break;
         return r;
 }
 
@@ -743,6 +732,7 @@ bool manager_accepts_changes(Manager *m) {
 static void manager_announce(Manager *m, Job *j, uint64_t mask) {
         j->changed |= mask;
         g_hash_table_add(m->changed_jobs, j);
+        idle_touch(m->idle);
         (void) sd_event_source_set_enabled(m->emit_source, SD_EVENT_ONESHOT);
 }
 
@@ -864,6 +854,13 @@ static void free_execution_context(gpointer key, gpointer value, gpointer userda
 
 static void stream_destroy(gpointer s) {
         follow_stream_free(s);
+}
+
+/* a followed stream keeps jobd from exiting while idle */
+static void on_unfollowed(void *userdata) {
+        Manager *m = userdata;
+
+        idle_touch(m->idle);
 }
 
 /* A stream holds two fds; one per finished job would run jobd out of them. Followers of a
@@ -994,6 +991,8 @@ static int on_dispatch(sd_event_source *source, void *userdata) {
 
         if (!manager_accepts_changes(m))
                 return 0;       /* the store's recovery queues a dispatch when it is back */
+        if (idle_is_stopping(m->idle))
+                return 0;       /* a scope started now would outlive us: the next jobd starts it */
         while (m->n_running < m->config.max_running && (j = pick_next(m)))
                 start_attempt(m, j);
         lease_serve_waiters(m);
@@ -1180,6 +1179,7 @@ FollowStream *manager_get_stream(Manager *m, Job *j, bool create) {
                 return NULL;
         }
         g_hash_table_insert(m->streams, g_memdup2(&j->id, sizeof(j->id)), s);
+        follow_stream_set_unfollowed_fn(s, on_unfollowed, m);
         /* Streams are made when first needed (a Follow, a log line, a progress report), not
          * for every attempt: most jobs are never followed, and a folder and a file per job
          * cost more than the rest of a worker's cycle. So a new stream starts with the status

@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "follow.h"
+#include "idle.h"
 #include "job.h"
 #include "jobtype.h"
 #include "recurring.h"
@@ -75,6 +76,8 @@ typedef struct Manager {
         GTree *leases;                  /* claimed Job* by (deadline_usec, id) */
         sd_event_source *lease_source;
         GHashTable *tracked;            /* unique name (owned) → TrackedWorker* */
+
+        Idle *idle;                     /* idle exit, shutdown, STATUS= (idle.c) */
 
         sd_bus_slot *slots[3];
 } Manager;

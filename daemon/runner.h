@@ -43,7 +43,7 @@ typedef struct RunSpec {
         uint64_t job_id;
         const char *type;               /* for the Description and log fields */
         const char *unit_name;          /* "jobd-<id>.scope" */
-        const char *slice;              /* "jobd.slice" (system) or NULL (user mode: the default) */
+        const char *slice;              /* "jobd.slice" (of the system or the user manager); NULL: the default */
         const char *description;        /* "jobd job 42 (resize)" */
         char **argv;                    /* argv[0] absolute, or searched in PATH for exec jobs */
         char **env;                     /* extra NAME=value, added to a minimal clean environment */

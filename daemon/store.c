@@ -998,6 +998,12 @@ bool store_is_failed(Store *s) {
         return s->failed;
 }
 
+bool store_has_queued(Store *s) {
+        assert(s);
+
+        return store_n_queued(s) > 0;
+}
+
 uint64_t store_get_size(Store *s) {
         assert(s);
 

@@ -74,5 +74,7 @@ int store_compact(Store *s);
 int store_writer_add(StoreWriter *w, const void *payload, size_t size);
 
 bool store_is_failed(Store *s);
+/* Appends queued and not answered yet: a change on its way to the disk. */
+bool store_has_queued(Store *s);
 uint64_t store_get_size(Store *s);         /* bytes in the journal file */
 uint64_t store_get_n_fsyncs(Store *s);     /* for tests and stats: batches made durable */

@@ -147,6 +147,7 @@ static const BadValue bad_values[] = {
         { "MaxRunning",        "4294967296",   "out of range" },
         { "IdleExitSec",       "soon",         "not a time span" },
         { "IdleExitSec",       "99999999999999w", "out of range" },
+        { "IdleExitSec",       "500ms",        "below 1s" },
         { "MaxParameterBytes", "0",            "refuse every job" },
         { "MaxParameterBytes", "1G",           "journal record" },
         { "MaxParameterBytes", "infinity",     "journal record" },
