@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "bus-manager.h"
 #include "bus-util.h"
 #include "jobd-names.h"
@@ -778,15 +779,11 @@ static int method_list_types(sd_bus_message *msg, void *userdata, sd_bus_error *
 
 static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
-        g_auto(Caller) caller = {};
         int r;
 
-        r = bus_query_caller(msg, m->callers, &caller);
+        r = auth_check_admin(m, msg, error);
         if (r < 0)
                 return r;
-        if (caller.uid != 0)
-                return bus_refuse(error, JOBD_ERROR_ACCESS_DENIED,
-                                  "Reload is for root; run it with sudo.");
         manager_reload(m, NULL);
         return sd_bus_reply_method_return(msg, NULL);
 }
@@ -795,19 +792,15 @@ static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *erro
 static int method_pause_type(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         bool pause = g_str_equal(sd_bus_message_get_member(msg), "PauseType");
-        g_auto(Caller) caller = {};
         const char *type;
         int r;
 
         r = sd_bus_message_read(msg, "s", &type);
         if (r < 0)
                 return r;
-        r = bus_query_caller(msg, m->callers, &caller);
+        r = auth_check_admin(m, msg, error);
         if (r < 0)
                 return r;
-        if (caller.uid != 0)
-                return bus_refuse(error, JOBD_ERROR_ACCESS_DENIED,
-                                  "%s is for root; run it with sudo.", sd_bus_message_get_member(msg));
         if (!manager_get_type(m, type))
                 return bus_refuse(error, JOBD_ERROR_UNKNOWN_TYPE,
                                   "Unknown job type '%s'; `jobctl types` lists the configured ones.", type);

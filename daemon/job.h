@@ -68,6 +68,7 @@ typedef enum JobField {
         JOB_FIELD_TOKEN,
         JOB_FIELD_TRACKED,
         JOB_FIELD_HAS_INPUT,
+        JOB_FIELD_WORKER_UID,           /* persisted whenever WORKER is */
         _JOB_FIELD_MAX,
 } JobField;
 
@@ -105,6 +106,7 @@ typedef struct Job {
         char *token;                     /* the current attempt's secret; never a property */
         uint32_t tracked;                /* the claim asked for track: lost when its worker leaves */
         uint32_t has_input;              /* spool/ID/input holds the Submit's input */
+        uid_t worker_uid;                /* the claiming connection's uid; -1: unknown (older journal) */
 
         /* runtime only */
         struct Manager *manager;        /* borrowed back-pointer, set when linked */

@@ -17,6 +17,7 @@
 #include <sys/random.h>
 #include <systemd/sd-daemon.h>
 
+#include "auth.h"
 #include "bus-job.h"
 #include "bus-manager.h"
 #include "build-config.h"
@@ -217,6 +218,7 @@ Manager *manager_free(Manager *m) {
         g_hash_table_foreach(m->executions, free_execution_context, NULL);
         runner_free(m->runner);
         lease_teardown(m);
+        auth_teardown(m);
         g_hash_table_unref(m->streams);
         for (size_t i = 0; i < G_N_ELEMENTS(m->slots); i++)
                 sd_bus_slot_unref(m->slots[i]);
@@ -572,6 +574,9 @@ static int manager_connect_bus(Manager *m) {
         r = bus_job_register(m);
         if (r < 0)
                 return log_error_errno(r, "Failed to register the job objects: %m");
+        r = auth_setup(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up authorization: %m");
 
         r = runner_new(&m->runner, m->event, m->bus);
         if (r < 0)

@@ -71,6 +71,10 @@ typedef struct Manager {
         GHashTable *tracked;            /* unique name (owned) → TrackedWorker* */
 
         sd_bus_slot *slots[3];
+
+        /* authorization (auth.c): the polkit client and the filter that asks it before dispatch */
+        struct Polkit *polkit;
+        sd_bus_slot *auth_filter;
 } Manager;
 
 /* error 0 or -errno; j is NULL after a failed Submit */
