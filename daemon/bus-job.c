@@ -143,23 +143,68 @@ static int method_retry(sd_bus_message *msg, void *userdata, sd_bus_error *error
         return 1;
 }
 
+/* Followers per connection and in all: each holds a pipe in jobd, and jobd's file descriptors are
+ * what every job and store operation needs too. */
+typedef struct FollowerTally {
+        Manager *manager;
+        char *sender;
+} FollowerTally;
+
+static void tally_add(Manager *m, const char *sender, int delta) {
+        unsigned n = GPOINTER_TO_UINT(g_hash_table_lookup(m->followers_by_sender, sender));
+
+        n = (unsigned) ((int) n + delta);
+        if (n == 0)
+                g_hash_table_remove(m->followers_by_sender, sender);
+        else
+                g_hash_table_insert(m->followers_by_sender, g_strdup(sender), GUINT_TO_POINTER(n));
+        m->n_followers = (unsigned) ((int) m->n_followers + delta);
+}
+
+static void on_follower_gone(void *userdata) {
+        FollowerTally *t = userdata;
+
+        tally_add(t->manager, t->sender, -1);
+        g_free(t->sender);
+        g_free(t);
+}
+
 static int method_follow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Job *j = userdata;
+        Manager *m = j->manager;
+        const char *sender = sd_bus_message_get_sender(msg);
         _cleanup_(closep) int fd = -1;
+        FollowerTally *t;
         FollowStream *s;
         uint64_t after;
+        unsigned n;
         int r;
 
         r = sd_bus_message_read(msg, "t", &after);
         if (r < 0)
                 return r;
-        r = auth_check_job(j->manager, msg, j, "follow it", error);
+        r = auth_check_job(m, msg, j, "follow it", error);
         if (r < 0)
                 return r;
-        s = manager_get_stream(j->manager, j, true);
+        if (!sender)
+                return -EBADMSG;
+        n = GPOINTER_TO_UINT(g_hash_table_lookup(m->followers_by_sender, sender));
+        if (n >= FOLLOW_MAX_PER_CONNECTION || m->n_followers >= FOLLOW_MAX_TOTAL)
+                return bus_refuse(error, JOBD_ERROR_QUOTA_EXCEEDED,
+                                  "%u Follow streams of this connection are open (at most %u per connection, "
+                                  "%u in all); close one (read it to its end or close the fd) first.",
+                                  n, FOLLOW_MAX_PER_CONNECTION, FOLLOW_MAX_TOTAL);
+        s = manager_get_stream(m, j, true);
         if (!s)
                 return -EIO;
-        r = follow_stream_add_follower(s, after, FOLLOW_MAX_PER_JOB, &fd);
+
+        /* counted first: a stream with nothing left to send is closed inside the call */
+        t = g_new0(FollowerTally, 1);
+        *t = (FollowerTally) { .manager = m, .sender = g_strdup(sender) };
+        tally_add(m, sender, +1);
+        r = follow_stream_add_follower_full(s, after, FOLLOW_MAX_PER_JOB, on_follower_gone, t, &fd);
+        if (r < 0)
+                on_follower_gone(t);
         if (r == -EMFILE)
                 return bus_refuse(error, JOBD_ERROR_QUOTA_EXCEEDED,
                                   "Job %" G_GUINT64_FORMAT " has %u followers already, the limit.",

@@ -470,10 +470,19 @@ static void list_filter_done(ListFilter *f) {
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(ListFilter, list_filter_done)
 
 static int read_strv_option(sd_bus_message *msg, const char *key, char ***ret, sd_bus_error *error) {
+        g_auto(GStrv) v = NULL;
         int r = bus_enter_option(msg, key, "as", error);
         if (r < 0)
                 return r;
-        return sd_bus_message_read_strv(msg, ret);
+        r = sd_bus_message_read_strv(msg, &v);
+        if (r < 0)
+                return r;
+        if (g_strv_length(v) > LIST_FILTER_VALUES_MAX)
+                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                  "Filter '%s' lists %u values; the limit is %u.",
+                                  key, g_strv_length(v), LIST_FILTER_VALUES_MAX);
+        *ret = g_steal_pointer(&v);
+        return 0;
 }
 
 static int read_list_filter(sd_bus_message *msg, ListFilter *f, sd_bus_error *error) {

@@ -143,6 +143,7 @@ int manager_new(Manager **ret, bool user_mode) {
         m->executions = g_hash_table_new(g_int64_hash, g_int64_equal);
         m->cancel_requested = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
         m->streams = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, stream_destroy);
+        m->followers_by_sender = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         m->running_by_type = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         m->scheduler = scheduler_new();
 
@@ -220,6 +221,7 @@ Manager *manager_free(Manager *m) {
         lease_teardown(m);
         auth_teardown(m);
         g_hash_table_unref(m->streams);
+        g_hash_table_unref(m->followers_by_sender);     /* after the streams: their followers count down */
         for (size_t i = 0; i < G_N_ELEMENTS(m->slots); i++)
                 sd_bus_slot_unref(m->slots[i]);
         sd_bus_flush_close_unref(m->bus);

@@ -55,6 +55,8 @@ typedef struct Manager {
         GHashTable *executions;         /* &id → Execution* of running local jobs */
         GHashTable *cancel_requested;   /* &id set: cancelled before their scope existed */
         GHashTable *streams;            /* &id (owned) → FollowStream* */
+        GHashTable *followers_by_sender; /* unique name (owned) → open Follow streams (bus-job.c) */
+        unsigned n_followers;
         unsigned n_running;
         GHashTable *running_by_type;    /* type name (owned) → count */
         sd_event_source *dispatch_source;
