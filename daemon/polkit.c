@@ -21,7 +21,10 @@
 #define POLKIT_PATH      "/org/freedesktop/PolicyKit1/Authority"
 #define POLKIT_INTERFACE "org.freedesktop.PolicyKit1.Authority"
 #define POLKIT_FLAG_ALLOW_USER_INTERACTION 1u
-/* a person may be typing a password; a question without interaction gets sd-bus's default */
+/* Without interaction polkit answers at once, unless it is not running and cannot be started: then
+ * dbus-daemon only gives up on its activation after 25 s, when the caller's own call (25 s by default)
+ * has timed out too. Answer "no" well before. With interaction a person may be typing a password. */
+#define POLKIT_TIMEOUT_USEC (UINT64_C(10) * 1000000)
 #define POLKIT_INTERACTIVE_TIMEOUT_USEC (UINT64_C(300) * 1000000)
 
 typedef struct PolkitName PolkitName;
@@ -241,7 +244,7 @@ static int entry_ask(PolkitEntry *e, bool interactive) {
         if (r < 0)
                 return r;
         r = sd_bus_call_async(p->bus, &e->query, req, on_check_reply, e,
-                              interactive ? POLKIT_INTERACTIVE_TIMEOUT_USEC : 0);
+                              interactive ? POLKIT_INTERACTIVE_TIMEOUT_USEC : POLKIT_TIMEOUT_USEC);
         if (r < 0)
                 return r;
         e->query_interactive = interactive;

@@ -10,6 +10,7 @@ workers acting only on attempts they claimed."""
 import json
 import os
 import subprocess
+import time
 
 import dbus
 
@@ -297,6 +298,58 @@ r = jcall(WORKER, cb[0], "Complete", "ssa{sv}", cb[1], "{}", {"sv": {}})
 ok("claimed by uid 2002" in r.get("message", ""), "the refusal says who claimed it", r)
 allowed("the claimer completes its own", jcall(OWNER, cb[0], "Complete", "ssa{sv}", cb[1], "{}", {"sv": {}}))
 allowed("the worker completes its own", jcall(WORKER, ca[0], "Complete", "ssa{sv}", ca[1], "{}", {"sv": {}}))
+
+# ---- busctl asks with ALLOW_INTERACTIVE_AUTHORIZATION: the rule answers without a prompt ----
+
+for name, uid, want in (("the polkit admin", ADMIN, 's "{\\"secret\\": \\"parameters\\"}"'), ("another user", OTHER, 's ""')):
+    r = run("busctl", "get-property", BUS_NAME, job_path(done_id), JOB_IFACE, "Parameters", user=uid, init_groups=True)
+    eq(r.stdout.strip(), want, f"busctl (interactive authorization allowed) as {name}")
+
+# ---- answers are kept for the connection's life, asked again on a new one ----
+
+KEEP = r"""
+import sys, dbus
+p = dbus.Interface(dbus.SystemBus().get_object("org.jobd.Jobd1", sys.argv[1]), dbus.PROPERTIES_IFACE)
+print(repr(str(p.Get("org.jobd.Jobd1.Job", "Parameters"))), flush=True)
+sys.stdin.readline()
+print(repr(str(p.Get("org.jobd.Jobd1.Job", "Parameters"))), flush=True)
+"""
+proc = subprocess.Popen(["setpriv", f"--reuid={ADMIN}", f"--regid={ADMIN}", "--init-groups", "/usr/bin/python3", "-c",
+                         KEEP, job_path(done_id)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+first = proc.stdout.readline().strip()
+os.unlink(RULE)
+systemctl("restart", "polkit.service")
+proc.stdin.write("\n")
+proc.stdin.flush()
+second = proc.stdout.readline().strip()
+proc.wait(timeout=30)
+secret = repr('{"secret": "parameters"}')
+eq((first, second), (secret, secret), "an open connection keeps polkit's yes after the rule is gone")
+eq(get_prop(ADMIN, done_id, "Parameters"), {"ok": True, "value": ""}, "a new connection is asked again: no")
+
+# ---- polkit unavailable (its activation hangs until dbus-daemon gives up after 25 s): no after
+# jobd's own 10 s, before callers time out; owners and root unaffected ----
+
+with open(RULE, "w") as f:
+    f.write('polkit.addRule(function(action, subject) { return polkit.Result.YES; });\n')
+# a drop-in beside the world's polkit.service (the world's unit folder) makes it fail to start
+dropin = os.path.dirname(systemctl("show", "-P", "FragmentPath", "polkit.service").stdout.strip()) + \
+    "/polkit.service.d"
+os.makedirs(dropin, exist_ok=True)
+with open(dropin + "/50-broken.conf", "w") as f:
+    f.write("[Service]\nExecStart=\nExecStart=/bin/false\n")
+systemctl("daemon-reload")
+systemctl("stop", "polkit.service")
+t0 = time.monotonic()
+eq(get_prop(ADMIN, done_id, "Parameters"), {"ok": True, "value": ""}, "polkit unavailable: a non-owner reads empty")
+target = submit_as(OWNER, "idle")
+refused_call("polkit unavailable: a non-owner's Cancel", jcall, ADMIN, target, "Cancel")
+ok(time.monotonic() - t0 < 24, "polkit hanging: both answered within 10 s each, before the caller's 25 s",
+   time.monotonic() - t0)
+allowed("polkit unavailable: the owner cancels", jcall(OWNER, target, "Cancel"))
+os.unlink(dropin + "/50-broken.conf")
+os.rmdir(dropin)
+systemctl("daemon-reload")
 
 os.unlink(RULE)
 done()
