@@ -32,7 +32,7 @@ GHashTable *caller_cache_new(void);
  * connection was made, not racy /proc reads), cached per unique name. The first call of a
  * connection is one synchronous round trip to the bus daemon; later calls are free. */
 int bus_query_caller(sd_bus_message *m, GHashTable *cache, Caller *ret);
-/* Owner or root: may see a job's parameters, result and error, and cancel it. */
+/* Owner or root. Not the whole answer to who may see or change a job: auth.h adds polkit. */
 bool caller_owns(const Caller *c, const Job *j);
 /* Whether the caller is named in a users list (names or uids) or is a member of a group in a
  * groups list (names or gids). */
