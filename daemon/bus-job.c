@@ -3,7 +3,8 @@
  * org.jobd.Jobd1.Job. One fallback vtable serves every job: the find callback maps the path to
  * the manager's Job, so no per-job slot exists and a million jobs cost no bus state. Protected
  * properties (Parameters, Result, Error, Outputs) only invalidate in PropertiesChanged, so
- * their values never go out in a broadcast; a Get answers them to the owner and root only.
+ * their values never go out in a broadcast; a Get answers them to the owner, root and polkit-
+ * authorized administrators only (auth.h), others read them empty.
  */
 
 #include <errno.h>
@@ -12,6 +13,7 @@
 
 #include <fcntl.h>
 
+#include "auth.h"
 #include "bus-job.h"
 #include "execute.h"
 #include "fs-util.h"
@@ -66,17 +68,6 @@ static int property_get_after(sd_bus *bus, const char *path, const char *interfa
         return sd_bus_message_append_array(reply, 't', j->after->data, j->after->len * sizeof(uint64_t));
 }
 
-/* Whether the caller of the Get/GetAll being answered may see this job's private fields. */
-static bool current_caller_owns(sd_bus *bus, Job *j) {
-        sd_bus_message *call = sd_bus_get_current_message(bus);
-        g_auto(Caller) caller = {};
-
-        /* no call being answered: an emission, which only ever invalidates these */
-        if (!call || bus_query_caller(call, j->manager->callers, &caller) < 0)
-                return false;
-        return caller_owns(&caller, j);
-}
-
 static int property_get_private_string(sd_bus *bus, const char *path, const char *interface,
                                        const char *property, sd_bus_message *reply, void *userdata,
                                        sd_bus_error *error) {
@@ -89,14 +80,14 @@ static int property_get_private_string(sd_bus *bus, const char *path, const char
                 v = j->result;
         else
                 v = j->error;
-        return sd_bus_message_append_basic(reply, 's', current_caller_owns(bus, j) && v ? v : "");
+        return sd_bus_message_append_basic(reply, 's', auth_may_see(j->manager, bus, j) && v ? v : "");
 }
 
 static int property_get_outputs(sd_bus *bus, const char *path, const char *interface,
                                 const char *property, sd_bus_message *reply, void *userdata,
                                 sd_bus_error *error) {
         Job *j = userdata;
-        return sd_bus_message_append_strv(reply, current_caller_owns(bus, j) ? j->outputs : NULL);
+        return sd_bus_message_append_strv(reply, auth_may_see(j->manager, bus, j) ? j->outputs : NULL);
 }
 
 static int method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -105,13 +96,12 @@ static int method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         g_auto(Caller) caller = {};
         int r;
 
+        r = auth_check_job(m, msg, j, "cancel it", error);
+        if (r < 0)
+                return r;
         r = bus_query_caller(msg, m->callers, &caller);
         if (r < 0)
                 return r;
-        if (!caller_owns(&caller, j))
-                return bus_refuse(error, JOBD_ERROR_ACCESS_DENIED,
-                                  "Job %" G_GUINT64_FORMAT " belongs to uid %u; only its owner or root "
-                                  "may cancel it.", j->id, (unsigned) j->owner);
         if (!job_status_is_queued(j->status) && j->status != JOB_RUNNING)
                 return bus_refuse(error, JOBD_ERROR_INVALID_STATE,
                                   "Job %" G_GUINT64_FORMAT " is %s already; only pending, scheduled, "
@@ -136,20 +126,6 @@ static int method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         return 1;
 }
 
-static int refuse_unless_owner(sd_bus_message *msg, Job *j, const char *what, sd_bus_error *error) {
-        g_auto(Caller) caller = {};
-        int r;
-
-        r = bus_query_caller(msg, j->manager->callers, &caller);
-        if (r < 0)
-                return r;
-        if (!caller_owns(&caller, j))
-                return bus_refuse(error, JOBD_ERROR_ACCESS_DENIED,
-                                  "Job %" G_GUINT64_FORMAT " belongs to uid %u; only its owner or root may %s.",
-                                  j->id, (unsigned) j->owner, what);
-        return 0;
-}
-
 static int method_retry(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Job *j = userdata;
         Manager *m = j->manager;
@@ -157,7 +133,7 @@ static int method_retry(sd_bus_message *msg, void *userdata, sd_bus_error *error
         uint64_t dep;
         int r;
 
-        r = refuse_unless_owner(msg, j, "retry it", error);
+        r = auth_check_job(m, msg, j, "retry it", error);
         if (r < 0)
                 return r;
         if (j->status != JOB_FAILED && j->status != JOB_CANCELLED)
@@ -176,23 +152,68 @@ static int method_retry(sd_bus_message *msg, void *userdata, sd_bus_error *error
         return 1;
 }
 
+/* Followers per connection and in all: each holds a pipe in jobd, and jobd's file descriptors are
+ * what every job and store operation needs too. */
+typedef struct FollowerTally {
+        Manager *manager;
+        char *sender;
+} FollowerTally;
+
+static void tally_add(Manager *m, const char *sender, int delta) {
+        unsigned n = GPOINTER_TO_UINT(g_hash_table_lookup(m->followers_by_sender, sender));
+
+        n = (unsigned) ((int) n + delta);
+        if (n == 0)
+                g_hash_table_remove(m->followers_by_sender, sender);
+        else
+                g_hash_table_insert(m->followers_by_sender, g_strdup(sender), GUINT_TO_POINTER(n));
+        m->n_followers = (unsigned) ((int) m->n_followers + delta);
+}
+
+static void on_follower_gone(void *userdata) {
+        FollowerTally *t = userdata;
+
+        tally_add(t->manager, t->sender, -1);
+        g_free(t->sender);
+        g_free(t);
+}
+
 static int method_follow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Job *j = userdata;
+        Manager *m = j->manager;
+        const char *sender = sd_bus_message_get_sender(msg);
         _cleanup_(closep) int fd = -1;
+        FollowerTally *t;
         FollowStream *s;
         uint64_t after;
+        unsigned n;
         int r;
 
         r = sd_bus_message_read(msg, "t", &after);
         if (r < 0)
                 return r;
-        r = refuse_unless_owner(msg, j, "follow it", error);
+        r = auth_check_job(m, msg, j, "follow it", error);
         if (r < 0)
                 return r;
-        s = manager_get_stream(j->manager, j, true);
+        if (!sender)
+                return -EBADMSG;
+        n = GPOINTER_TO_UINT(g_hash_table_lookup(m->followers_by_sender, sender));
+        if (n >= FOLLOW_MAX_PER_CONNECTION || m->n_followers >= FOLLOW_MAX_TOTAL)
+                return bus_refuse(error, JOBD_ERROR_QUOTA_EXCEEDED,
+                                  "%u Follow streams of this connection are open (at most %u per connection, "
+                                  "%u in all); close one (read it to its end or close the fd) first.",
+                                  n, FOLLOW_MAX_PER_CONNECTION, FOLLOW_MAX_TOTAL);
+        s = manager_get_stream(m, j, true);
         if (!s)
                 return -EIO;
-        r = follow_stream_add_follower(s, after, FOLLOW_MAX_PER_JOB, &fd);
+
+        /* counted first: a stream with nothing left to send is closed inside the call */
+        t = g_new0(FollowerTally, 1);
+        *t = (FollowerTally) { .manager = m, .sender = g_strdup(sender) };
+        tally_add(m, sender, +1);
+        r = follow_stream_add_follower_full(s, after, FOLLOW_MAX_PER_JOB, on_follower_gone, t, &fd);
+        if (r < 0)
+                on_follower_gone(t);
         if (r == -EMFILE)
                 return bus_refuse(error, JOBD_ERROR_QUOTA_EXCEEDED,
                                   "Job %" G_GUINT64_FORMAT " has %u followers already, the limit.",
@@ -212,7 +233,7 @@ static int method_get_output(sd_bus_message *msg, void *userdata, sd_bus_error *
         r = sd_bus_message_read(msg, "s", &name);
         if (r < 0)
                 return r;
-        r = refuse_unless_owner(msg, j, "read its outputs", error);
+        r = auth_check_job(j->manager, msg, j, "read its outputs", error);
         if (r < 0)
                 return r;
         if (!filename_is_plain(name) || !j->outputs || !g_strv_contains((const char *const *) j->outputs, name))
@@ -241,6 +262,32 @@ static bool token_matches(const Job *j, const char *token) {
         return diff == 0;
 }
 
+/* A call on behalf of the current attempt: StaleToken (changing nothing) for any other. A claimed
+ * attempt is also its worker's uid's (root's too): the token alone, leaked through a handler's
+ * environment or a log, must not let another user report on it. A local job's token only ever
+ * reaches the job's own processes, which run as the user that would be checked. */
+static int refuse_stale(sd_bus_message *msg, Job *j, const char *token, bool claimed_only, sd_bus_error *error) {
+        g_auto(Caller) caller = {};
+        int r;
+
+        if (j->status != JOB_RUNNING || (claimed_only && !j->claimed) || !token_matches(j, token))
+                return bus_refuse(error, JOBD_ERROR_STALE_TOKEN,
+                                  "This token is not the current attempt's of job %" G_GUINT64_FORMAT
+                                  " (the job is %s, attempt %u); nothing was changed.",
+                                  j->id, job_status_to_string(j->status), j->attempt);
+        if (!j->claimed || j->worker_uid == (uid_t) -1)
+                return 0;
+        r = bus_query_caller(msg, j->manager->callers, &caller);
+        if (r < 0)
+                return r;
+        if (caller.uid != 0 && caller.uid != j->worker_uid)
+                return bus_refuse(error, JOBD_ERROR_ACCESS_DENIED,
+                                  "Job %" G_GUINT64_FORMAT " was claimed by uid %u; only that user's (or root's) "
+                                  "connections may report on it. Nothing was changed.",
+                                  j->id, (unsigned) j->worker_uid);
+        return 0;
+}
+
 static int method_progress(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Job *j = userdata;
         const char *token, *message;
@@ -250,11 +297,9 @@ static int method_progress(sd_bus_message *msg, void *userdata, sd_bus_error *er
         r = sd_bus_message_read(msg, "sus", &token, &percent, &message);
         if (r < 0)
                 return r;
-        if (j->status != JOB_RUNNING || !token_matches(j, token))
-                return bus_refuse(error, JOBD_ERROR_STALE_TOKEN,
-                                  "This token is not the current attempt's of job %" G_GUINT64_FORMAT
-                                  " (the job is %s, attempt %u); nothing was changed.",
-                                  j->id, job_status_to_string(j->status), j->attempt);
+        r = refuse_stale(msg, j, token, false, error);
+        if (r < 0)
+                return r;
         if (percent > 100)
                 return bus_refuse(error, JOBD_ERROR_INVALID_PARAMETERS,
                                   "Progress is %u percent; it must be between 0 and 100.", percent);
@@ -269,16 +314,6 @@ static int method_progress(sd_bus_message *msg, void *userdata, sd_bus_error *er
         return sd_bus_reply_method_return(msg, NULL);
 }
 
-/* A call on behalf of the current attempt: StaleToken (changing nothing) for any other. */
-static int refuse_stale(Job *j, const char *token, bool claimed_only, sd_bus_error *error) {
-        if (j->status == JOB_RUNNING && (!claimed_only || j->claimed) && token_matches(j, token))
-                return 0;
-        return bus_refuse(error, JOBD_ERROR_STALE_TOKEN,
-                          "This token is not the current attempt's of job %" G_GUINT64_FORMAT
-                          " (the job is %s, attempt %u); nothing was changed.",
-                          j->id, job_status_to_string(j->status), j->attempt);
-}
-
 static int method_heartbeat(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Job *j = userdata;
         Manager *m = j->manager;
@@ -289,7 +324,7 @@ static int method_heartbeat(sd_bus_message *msg, void *userdata, sd_bus_error *e
         r = sd_bus_message_read(msg, "st", &token, &extend);
         if (r < 0)
                 return r;
-        r = refuse_stale(j, token, true, error);
+        r = refuse_stale(msg, j, token, true, error);
         if (r < 0)
                 return r;
         if (extend > LEASE_EXTEND_MAX_USEC)
@@ -313,7 +348,7 @@ static int method_log(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
         r = sd_bus_message_read(msg, "ss", &token, &data);
         if (r < 0)
                 return r;
-        r = refuse_stale(j, token, true, error);
+        r = refuse_stale(msg, j, token, true, error);
         if (r < 0)
                 return r;
         if (strlen(data) > LOG_DATA_MAX)
@@ -472,7 +507,7 @@ static int method_complete(sd_bus_message *msg, void *userdata, sd_bus_error *er
         r = sd_bus_message_read(msg, "ss", &token, &result);
         if (r < 0)
                 return r;
-        r = refuse_stale(j, token, true, error);
+        r = refuse_stale(msg, j, token, true, error);
         if (r < 0)
                 return r;
         if (strlen(result) > EXECUTE_RESULT_MAX)
@@ -531,7 +566,7 @@ static int method_fail(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         r = sd_bus_message_read(msg, "ss", &token, &text);
         if (r < 0)
                 return r;
-        r = refuse_stale(j, token, true, error);
+        r = refuse_stale(msg, j, token, true, error);
         if (r < 0)
                 return r;
         if (strlen(text) > ERROR_TEXT_MAX)
@@ -557,7 +592,7 @@ static int method_release(sd_bus_message *msg, void *userdata, sd_bus_error *err
         r = sd_bus_message_read(msg, "st", &token, &delay);
         if (r < 0)
                 return r;
-        r = refuse_stale(j, token, true, error);
+        r = refuse_stale(msg, j, token, true, error);
         if (r < 0)
                 return r;
         if (delay > LEASE_EXTEND_MAX_USEC)

@@ -7,6 +7,8 @@
 #include "manager.h"
 
 #define FOLLOW_MAX_PER_JOB 128u
+#define FOLLOW_MAX_PER_CONNECTION 16u
+#define FOLLOW_MAX_TOTAL 512u            /* each holds a pipe; jobd's soft RLIMIT_NOFILE is 1024 */
 #define PROGRESS_MESSAGE_MAX 4096u
 #define LOG_DATA_MAX (64u * 1024u)
 #define ERROR_TEXT_MAX 4096u

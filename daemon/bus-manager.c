@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "bus-manager.h"
 #include "bus-util.h"
 #include "gate.h"
@@ -482,10 +483,19 @@ static void list_filter_done(ListFilter *f) {
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(ListFilter, list_filter_done)
 
 static int read_strv_option(sd_bus_message *msg, const char *key, char ***ret, sd_bus_error *error) {
+        g_auto(GStrv) v = NULL;
         int r = bus_enter_option(msg, key, "as", error);
         if (r < 0)
                 return r;
-        return sd_bus_message_read_strv(msg, ret);
+        r = sd_bus_message_read_strv(msg, &v);
+        if (r < 0)
+                return r;
+        if (g_strv_length(v) > LIST_FILTER_VALUES_MAX)
+                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                  "Filter '%s' lists %u values; the limit is %u.",
+                                  key, g_strv_length(v), LIST_FILTER_VALUES_MAX);
+        *ret = g_steal_pointer(&v);
+        return 0;
 }
 
 static int read_list_filter(sd_bus_message *msg, ListFilter *f, sd_bus_error *error) {
@@ -882,15 +892,11 @@ static void on_reload_synced(Recurring *r, void *userdata) {
 
 static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
-        g_auto(Caller) caller = {};
         int r;
 
-        r = bus_query_caller(msg, m->callers, &caller);
+        r = auth_check_admin(m, msg, error);
         if (r < 0)
                 return r;
-        if (!caller_is_admin(m, &caller))
-                return bus_refuse(error, JOBD_ERROR_ACCESS_DENIED,
-                                  "Reload is for root; run it with sudo.");
         manager_reload(m, NULL);
         if (!m->recurring)
                 return sd_bus_reply_method_return(msg, NULL);
@@ -903,19 +909,15 @@ static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *erro
 static int method_pause_type(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         bool pause = g_str_equal(sd_bus_message_get_member(msg), "PauseType");
-        g_auto(Caller) caller = {};
         const char *type;
         int r;
 
         r = sd_bus_message_read(msg, "s", &type);
         if (r < 0)
                 return r;
-        r = bus_query_caller(msg, m->callers, &caller);
+        r = auth_check_admin(m, msg, error);
         if (r < 0)
                 return r;
-        if (!caller_is_admin(m, &caller))
-                return bus_refuse(error, JOBD_ERROR_ACCESS_DENIED,
-                                  "%s is for root; run it with sudo.", sd_bus_message_get_member(msg));
         if (!manager_get_type(m, type))
                 return bus_refuse(error, JOBD_ERROR_UNKNOWN_TYPE,
                                   "Unknown job type '%s'; `jobctl types` lists the configured ones.", type);

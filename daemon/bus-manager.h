@@ -10,6 +10,7 @@
 #define SUBMIT_KEY_MAX 255u            /* bytes in lock and unique_key */
 #define SUBMIT_MAX_ATTEMPTS_MAX 100u
 #define LIST_LIMIT_MAX 10000u
+#define LIST_FILTER_VALUES_MAX 64u     /* names in the status and type filters */
 
 int bus_manager_register(Manager *m);
 void bus_manager_emit_job_new(Manager *m, Job *j);

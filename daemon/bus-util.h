@@ -33,9 +33,9 @@ GHashTable *caller_cache_new(void);
  * connection is one synchronous round trip to the bus daemon; later calls are free. */
 int bus_query_caller(sd_bus_message *m, GHashTable *cache, Caller *ret);
 /* Root, and in user mode the user jobd runs as (it is their jobd): may Reload, pause types, work
- * any external type and submit to any type. */
+ * any external type and submit to any type. auth.h adds polkit admins for the first two. */
 bool caller_is_admin(const struct Manager *m, const Caller *c);
-/* Owner or root: may see a job's parameters, result and error, and cancel it. */
+/* Owner or root. Not the whole answer to who may see or change a job: auth.h adds polkit. */
 bool caller_owns(const Caller *c, const Job *j);
 /* Whether the caller is named in a users list (names or uids) or is a member of a group in a
  * groups list (names or gids). */

@@ -136,37 +136,7 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Launch, launch_done)
 
 /* argv, cwd and env of an exec job, from its (validated) parameters */
 static gboolean launch_from_exec_parameters(Launch *l, const char *parameters, GError **error) {
-        g_autoptr(JsonParser) parser = json_parser_new_immutable();
-        g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
-        g_autoptr(GPtrArray) env = g_ptr_array_new_with_free_func(g_free);
-        JsonObject *o;
-        JsonArray *a;
-        JsonNode *n;
-
-        if (!json_parser_load_from_data(parser, parameters, -1, error))
-                return FALSE;
-        o = json_node_get_object(json_parser_get_root(parser));
-        a = json_object_get_array_member(o, "argv");
-        for (guint i = 0; i < json_array_get_length(a); i++)
-                g_ptr_array_add(argv, g_strdup(json_array_get_string_element(a, i)));
-        g_ptr_array_add(argv, NULL);
-
-        n = json_object_get_member(o, "cwd");
-        if (n)
-                l->cwd = g_strdup(json_node_get_string(n));
-        n = json_object_get_member(o, "env");
-        if (n) {
-                JsonObject *e = json_node_get_object(n);
-                g_autoptr(GList) names = json_object_get_members(e);
-                for (GList *i = names; i; i = i->next)
-                        g_ptr_array_add(env, g_strdup_printf("%s=%s", (const char *) i->data,
-                                                             json_object_get_string_member(e, i->data)));
-        }
-        g_ptr_array_add(env, NULL);
-
-        l->argv = (char **) g_ptr_array_free(g_steal_pointer(&argv), FALSE);
-        l->env = (char **) g_ptr_array_free(g_steal_pointer(&env), FALSE);
-        return TRUE;
+        return params_exec_decode(parameters, &l->argv, &l->cwd, &l->env, error);
 }
 
 /* The passwd entry of the type's User= (a name or a uid), NULL if none. */
@@ -375,18 +345,7 @@ static void on_log(Execution *e, const char *line, size_t size, void *userdata) 
 }
 
 static char *result_from_stdout(const RunResult *r) {
-        g_autoptr(JsonNode) node = NULL;
-        g_autofree char *valid = NULL;
-
-        if (r->stdout_size == 0)
-                return g_strdup("null");
-        if (!r->stdout_truncated && strlen(r->stdout_data) == r->stdout_size && params_is_json(r->stdout_data))
-                return g_strdup(r->stdout_data);
-
-        /* not JSON: the text as a JSON string */
-        valid = g_utf8_make_valid(r->stdout_data, (gssize) r->stdout_size);
-        node = json_node_init_string(json_node_alloc(), valid);
-        return json_to_string(node, FALSE);
+        return params_result_from_output(r->stdout_data, r->stdout_size, r->stdout_truncated);
 }
 
 typedef struct Collect {

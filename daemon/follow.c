@@ -515,6 +515,8 @@ typedef struct Follower {
         size_t buf_head;
         uint64_t offset;                /* while catching up: the next history byte to send */
         bool live;
+        FollowGoneFn gone;              /* called once, when freed after it was linked */
+        void *gone_userdata;
 } Follower;
 
 struct FollowStream {
@@ -551,6 +553,8 @@ static Follower *follower_free(Follower *f) {
                 (void) close(f->fd);
         if (f->buf)
                 g_byte_array_unref(f->buf);
+        if (f->stream && f->gone)
+                f->gone(f->gone_userdata);
         g_free(f);
         if (s && g_queue_is_empty(&s->followers) && s->unfollowed)
                 s->unfollowed(s->unfollowed_userdata);
@@ -1030,6 +1034,11 @@ static int history_find(FollowStream *s, uint64_t after_seq, uint64_t *ret) {
 }
 
 int follow_stream_add_follower(FollowStream *s, uint64_t after_seq, unsigned max_followers, int *ret_fd) {
+        return follow_stream_add_follower_full(s, after_seq, max_followers, NULL, NULL, ret_fd);
+}
+
+int follow_stream_add_follower_full(FollowStream *s, uint64_t after_seq, unsigned max_followers,
+                                    FollowGoneFn gone, void *userdata, int *ret_fd) {
         _cleanup_(closep) int read_fd = -1, write_fd = -1;
         g_autoptr(Follower) f = NULL;
         Follower *linked;
@@ -1069,6 +1078,8 @@ int follow_stream_add_follower(FollowStream *s, uint64_t after_seq, unsigned max
         (void) sd_event_source_set_description(f->io, "follow");
 
         f->stream = s;
+        f->gone = gone;
+        f->gone_userdata = userdata;
         f->link.data = f;
         linked = g_steal_pointer(&f);
         g_queue_push_tail_link(&s->followers, &linked->link);

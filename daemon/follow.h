@@ -54,6 +54,11 @@ int64_t follow_stream_end(FollowStream *s, const char *status, int exit_status, 
  * blocking, the caller's to send and close). Refused with -EMFILE beyond max_followers, and with
  * -EBADMSG when the history was damaged by something other than jobd and after_seq can't be found. */
 int follow_stream_add_follower(FollowStream *s, uint64_t after_seq, unsigned max_followers, int *ret_fd);
+/* … and calls gone(userdata) once when that follower's stream is closed (EOF, cut off, the reader
+ * left, the stream freed), so a caller can count followers per client; not called on failure. */
+typedef void (*FollowGoneFn)(void *userdata);
+int follow_stream_add_follower_full(FollowStream *s, uint64_t after_seq, unsigned max_followers,
+                                    FollowGoneFn gone, void *userdata, int *ret_fd);
 
 unsigned follow_stream_n_followers(FollowStream *s);
 /* fn is called when the last follower left (not when the stream is freed). */

@@ -68,6 +68,7 @@ Job *job_new(uint64_t id) {
         j->tasks_max = UINT64_MAX;
         j->nice = JOB_NICE_UNSET;
         j->input_fd = -1;
+        j->worker_uid = (uid_t) -1;
         j->groups = g_array_new(FALSE, FALSE, sizeof(gid_t));
         j->after = g_array_new(FALSE, FALSE, sizeof(uint64_t));
         return j;
@@ -183,6 +184,7 @@ static const FieldInfo field_table[] = {
         F(TRACKED, U32, tracked),
         F(HAS_INPUT, U32, has_input),
         F(EXPIRE_AT, U64, expire_at_usec),
+        F(WORKER_UID, U32, worker_uid),
 };
 #undef F
 
@@ -233,6 +235,9 @@ static void field_encode(const Job *j, const FieldInfo *f, GByteArray *out) {
 }
 
 void job_encode(const Job *j, RecordKind kind, uint64_t mask, GByteArray *out) {
+        /* who holds the attempt is the worker's name and its uid: they change together */
+        if (mask & JOB_FIELD_BIT(JOB_FIELD_WORKER))
+                mask |= JOB_FIELD_BIT(JOB_FIELD_WORKER_UID);
         record_begin(out, kind, j->id);
         for (size_t i = 0; i < G_N_ELEMENTS(field_table); i++) {
                 const FieldInfo *f = &field_table[i];

@@ -69,6 +69,7 @@ typedef enum JobField {
         JOB_FIELD_TRACKED,
         JOB_FIELD_HAS_INPUT,
         JOB_FIELD_EXPIRE_AT,
+        JOB_FIELD_WORKER_UID,           /* persisted whenever WORKER is */
         _JOB_FIELD_MAX,
 } JobField;
 
@@ -107,6 +108,7 @@ typedef struct Job {
         uint32_t tracked;                /* the claim asked for track: lost when its worker leaves */
         uint32_t has_input;              /* spool/ID/input holds the Submit's input */
         uint64_t expire_at_usec;         /* fails unless started by then; 0 once started (or none) */
+        uid_t worker_uid;                /* the claiming connection's uid; -1: unknown (older journal) */
 
         /* runtime only */
         struct Manager *manager;        /* borrowed back-pointer, set when linked */

@@ -282,6 +282,11 @@ static int reply_claimed(Manager *m, sd_bus_message *msg, Job *j) {
  * StaleToken — never applied twice, never lost; the same as a lease running out. This halves
  * the fsyncs of a lone worker's cycle. */
 static void claim_now(Manager *m, Job *j, sd_bus_message *msg, bool track_sender) {
+        g_auto(Caller) caller = {};
+
+        /* the attempt is the token's and this uid's (bus-job.c): a token that leaks to another user
+         * is useless to them. Claim has asked already, so this is the callers cache. */
+        j->worker_uid = bus_query_caller(msg, m->callers, &caller) >= 0 ? caller.uid : 0;
         manager_claim(m, j, sd_bus_message_get_sender(msg), track_sender, NULL, NULL);
         lease_extend(m, j, j->deadline_usec);
         if (j->tracked)

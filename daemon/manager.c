@@ -17,6 +17,7 @@
 #include <sys/random.h>
 #include <systemd/sd-daemon.h>
 
+#include "auth.h"
 #include "bus-job.h"
 #include "bus-manager.h"
 #include "build-config.h"
@@ -136,6 +137,7 @@ int manager_new(Manager **ret, bool user_mode) {
         m->executions = g_hash_table_new(g_int64_hash, g_int64_equal);
         m->cancel_requested = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
         m->streams = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, stream_destroy);
+        m->followers_by_sender = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         m->running_by_type = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         m->scheduler = scheduler_new();
         m->gate = gate_new();
@@ -205,7 +207,9 @@ Manager *manager_free(Manager *m) {
         recurring_free(m->recurring);   /* after the runner: its pending stops call into it */
         lease_teardown(m);
         m->idle = idle_free(m->idle);
+        auth_teardown(m);
         g_hash_table_unref(m->streams);
+        g_hash_table_unref(m->followers_by_sender);     /* after the streams: their followers count down */
         for (size_t i = 0; i < G_N_ELEMENTS(m->slots); i++)
                 sd_bus_slot_unref(m->slots[i]);
         sd_bus_flush_close_unref(m->bus);
@@ -566,6 +570,9 @@ static int manager_connect_bus(Manager *m) {
         r = bus_job_register(m);
         if (r < 0)
                 return log_error_errno(r, "Failed to register the job objects: %m");
+        r = auth_setup(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up authorization: %m");
 
         r = runner_new(&m->runner, m->event, m->bus);
         if (r < 0)

@@ -59,6 +59,8 @@ typedef struct Manager {
         GHashTable *executions;         /* &id → Execution* of running local jobs */
         GHashTable *cancel_requested;   /* &id set: cancelled before their scope existed */
         GHashTable *streams;            /* &id (owned) → FollowStream* */
+        GHashTable *followers_by_sender; /* unique name (owned) → open Follow streams (bus-job.c) */
+        unsigned n_followers;
         unsigned n_running;
         GHashTable *running_by_type;    /* type name (owned) → count */
         sd_event_source *dispatch_source;
@@ -80,6 +82,10 @@ typedef struct Manager {
         Idle *idle;                     /* idle exit, shutdown, STATUS= (idle.c) */
 
         sd_bus_slot *slots[3];
+
+        /* authorization (auth.c): the polkit client and the filter that asks it before dispatch */
+        struct Polkit *polkit;
+        sd_bus_slot *auth_filter;
 } Manager;
 
 /* error 0 or -errno; j is NULL after a failed Submit */

@@ -2,6 +2,7 @@
 /* Stateless validation of job parameters. */
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 #include <json-glib/json-glib.h>
 
@@ -171,4 +172,54 @@ gboolean params_is_json(const char *text) {
                 return FALSE;
         parser = json_parser_new_immutable();
         return json_parser_load_from_data(parser, text, -1, NULL) && json_parser_get_root(parser);
+}
+
+gboolean params_exec_decode(const char *json, char ***ret_argv, char **ret_cwd, char ***ret_env, GError **error) {
+        g_autoptr(JsonParser) parser = json_parser_new_immutable();
+        g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
+        g_autoptr(GPtrArray) env = g_ptr_array_new_with_free_func(g_free);
+        JsonObject *o;
+        JsonArray *a;
+        JsonNode *n;
+
+        /* the journal is root's, but a record is still input: check what the code below assumes */
+        if (!params_validate(JOBTYPE_BUILTIN_EXEC, json, SIZE_MAX, error) ||
+            !json_parser_load_from_data(parser, json, -1, error))
+                return FALSE;
+        o = json_node_get_object(json_parser_get_root(parser));
+        a = json_object_get_array_member(o, "argv");
+        for (guint i = 0; i < json_array_get_length(a); i++)
+                g_ptr_array_add(argv, g_strdup(json_array_get_string_element(a, i)));
+        g_ptr_array_add(argv, NULL);
+
+        n = json_object_get_member(o, "env");
+        if (n) {
+                JsonObject *e = json_node_get_object(n);
+                g_autoptr(GList) names = json_object_get_members(e);
+                for (GList *i = names; i; i = i->next)
+                        g_ptr_array_add(env, g_strdup_printf("%s=%s", (const char *) i->data,
+                                                             json_object_get_string_member(e, i->data)));
+        }
+        g_ptr_array_add(env, NULL);
+
+        n = json_object_get_member(o, "cwd");
+        *ret_cwd = n ? g_strdup(json_node_get_string(n)) : NULL;
+        *ret_argv = (char **) g_ptr_array_free(g_steal_pointer(&argv), FALSE);
+        *ret_env = (char **) g_ptr_array_free(g_steal_pointer(&env), FALSE);
+        return TRUE;
+}
+
+char *params_result_from_output(const char *data, size_t size, gboolean truncated) {
+        g_autoptr(JsonNode) node = NULL;
+        g_autofree char *valid = NULL;
+
+        if (size == 0)
+                return g_strdup("null");
+        if (!truncated && strlen(data) == size && params_is_json(data))
+                return g_strdup(data);
+
+        /* not JSON: the text as a JSON string */
+        valid = g_utf8_make_valid(data, (gssize) size);
+        node = json_node_init_string(json_node_alloc(), valid);
+        return json_to_string(node, FALSE);
 }

@@ -28,3 +28,12 @@ gboolean params_validate(const char *type, const char *json, size_t max_bytes, G
 
 /* Whether text (NUL-terminated, valid UTF-8 or not) is one JSON value, within the depth bound. */
 gboolean params_is_json(const char *text);
+
+/* An exec job's argv, cwd (NULL: none given) and env ("NAME=value" each) from its parameters, which
+ * params_validate() accepted for exec. Fails (-> the attempt fails) only if they are not that. */
+gboolean params_exec_decode(const char *json, char ***ret_argv, char **ret_cwd, char ***ret_env, GError **error);
+
+/* A job's Result from the bytes it wrote to stdout (size bytes, NUL-terminated after them): the
+ * text itself when it is one JSON value and was not truncated, else a JSON string holding it
+ * (invalid UTF-8 replaced), "null" for nothing. Always JSON that params_is_json() accepts. */
+char *params_result_from_output(const char *data, size_t size, gboolean truncated);

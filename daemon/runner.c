@@ -57,6 +57,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -542,6 +543,8 @@ _noreturn_ _no_sanitize_address_ static void job_child(const RunSpec *spec, Supe
         r = set_credentials(spec);
         if (r < 0)
                 job_child_fail(status_fd, STAGE_CREDENTIALS, r);
+        /* jobd runs with UMask=0077; a job gets the usual default, as a login session has */
+        (void) umask(0022);
 
         /* after dropping credentials: as root it could enter a folder the user may not reach */
         if (chdir(spec->cwd ?: "/tmp") < 0)

@@ -20,6 +20,7 @@ import sys
 import time
 
 import dbus
+import dbus.bus
 import dbus.mainloop.glib
 from gi.repository import GLib
 
@@ -43,7 +44,10 @@ ended = []
 bus.add_signal_receiver(lambda i, o, status: ended.append(status) if int(i) == int(jid) and
                         status in ("succeeded", "failed", "cancelled") else None,
                         signal_name="JobChanged", dbus_interface="org.jobd.Jobd1.Manager")
-streams = [job.Follow(dbus.UInt64(0)).take() for _ in range(n_followers)]
+# jobd allows 16 Follow streams per connection: one connection per 16 followers
+conns = [dbus.bus.BusConnection(dbus.bus.BUS_SYSTEM) for _ in range((n_followers + 15) // 16)]
+streams = [dbus.Interface(conns[i // 16].get_object("org.jobd.Jobd1", path), "org.jobd.Jobd1.Job")
+           .Follow(dbus.UInt64(0)).take() for i in range(n_followers)]
 for fd in streams:
     os.set_blocking(fd, False)
 

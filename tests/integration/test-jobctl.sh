@@ -68,7 +68,7 @@ expect_match "another user sees the status" "$out" 'Status: pending'
 if printf '%s' "$out" | grep -q 'stdin'; then fail "another user does not see the parameters"; else ok "another user does not see the parameters"; fi
 err=$(setpriv --reuid=2002 --regid=2002 --clear-groups $JOBCTL cancel "$id2" 2>&1); rc=$?
 expect_eq "another user's cancel exits 1" "$rc" "1"
-expect_match "with the reason" "$err" 'only its owner or root'
+expect_match "with the reason" "$err" 'only its owner, root or an administrator'
 id3=$(setpriv --reuid=2002 --regid=2002 --clear-groups $JOBCTL submit echo '{}')
 expect_match "an unprivileged user submits with jobctl" "$id3" '^[0-9]+$'
 expect_match "and owns the job" "$($JOBCTL status "$id3")" 'Owner: jobdtest2 \(2002\)'

@@ -25,6 +25,7 @@ static Job *make_full_job(void) {
         j->attempt = 3;
         j->max_attempts = 5;
         j->worker = g_strdup(":1.42");
+        j->worker_uid = 2003;
         j->unit = g_strdup("jobd-42.scope");
         g_array_append_vals(j->after, after, 3);
         j->outputs = g_strdupv((char *[]) { "a.png", "b.txt", NULL });
@@ -66,6 +67,7 @@ static void assert_jobs_equal(const Job *a, const Job *b) {
         g_assert_cmpuint(a->attempt, ==, b->attempt);
         g_assert_cmpuint(a->max_attempts, ==, b->max_attempts);
         g_assert_cmpstr(a->worker, ==, b->worker);
+        g_assert_cmpuint(a->worker_uid, ==, b->worker_uid);
         g_assert_cmpstr(a->unit, ==, b->unit);
         g_assert_cmpmem(a->after->data, a->after->len * 8, b->after->data, b->after->len * 8);
         g_assert_true(g_strv_equal((const char *const *) a->outputs, (const char *const *) b->outputs));
@@ -124,6 +126,21 @@ static void test_update_carries_only_mask(void) {
         g_assert_cmpstr(target->error, ==, "Cancelled.");
         g_assert_cmpstr(target->type, ==, "other");     /* not in the mask: untouched */
         g_assert_null(target->parameters);
+}
+
+/* who holds an attempt is a name and a uid: an update of one is an update of both */
+static void test_worker_uid_rides_with_worker(void) {
+        g_autoptr(Job) j = make_full_job();
+        g_autoptr(Job) target = job_new(42);
+        g_autoptr(GByteArray) b = g_byte_array_new();
+        RecordReader r;
+
+        g_assert_cmpuint(target->worker_uid, ==, (uid_t) -1);  /* unknown until a claim says */
+        job_encode(j, RECORD_JOB_UPDATE, JOB_FIELD_BIT(JOB_FIELD_WORKER), b);
+        g_assert_cmpint(record_reader_init(&r, b->data, b->len), ==, 0);
+        g_assert_cmpint(job_apply_record(target, &r), ==, 0);
+        g_assert_cmpstr(target->worker, ==, ":1.42");
+        g_assert_cmpuint(target->worker_uid, ==, 2003);
 }
 
 static void test_malformed_values(void) {
@@ -190,6 +207,7 @@ int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/job/roundtrip", test_roundtrip);
         g_test_add_func("/job/update-carries-only-mask", test_update_carries_only_mask);
+        g_test_add_func("/job/worker-uid-rides-with-worker", test_worker_uid_rides_with_worker);
         g_test_add_func("/job/malformed-values", test_malformed_values);
         g_test_add_func("/job/paths", test_paths);
         g_test_add_func("/job/status-strings", test_status_strings);

@@ -73,11 +73,63 @@ static void test_exec(void) {
         expect("exec", "{\"argv\": [\"ls\"], \"user\": \"root\"}", 1000, PARAMS_ERROR_INVALID, "user");
 }
 
+static void test_exec_decode(void) {
+        g_auto(GStrv) argv = NULL, env = NULL;
+        g_autofree char *cwd = NULL;
+        g_autoptr(GError) e = NULL;
+
+        g_assert_true(params_exec_decode("{\"argv\": [\"ls\", \"-l\"], \"cwd\": \"/srv\", \"env\": {\"A\": \"1=2\"}}",
+                                         &argv, &cwd, &env, &e));
+        g_assert_no_error(e);
+        g_assert_cmpstrv(argv, ((const char *[]) { "ls", "-l", NULL }));
+        g_assert_cmpstr(cwd, ==, "/srv");
+        g_assert_cmpstrv(env, ((const char *[]) { "A=1=2", NULL }));
+        g_clear_pointer(&argv, g_strfreev);
+        g_clear_pointer(&env, g_strfreev);
+        g_clear_pointer(&cwd, g_free);
+
+        g_assert_true(params_exec_decode("{\"argv\": [\"true\"]}", &argv, &cwd, &env, &e));
+        g_assert_null(cwd);
+        g_assert_cmpuint(g_strv_length(env), ==, 0);
+        g_clear_pointer(&argv, g_strfreev);
+        g_clear_pointer(&env, g_strfreev);
+
+        /* what replay hands it is checked again, not assumed */
+        g_assert_false(params_exec_decode("{\"argv\": 1}", &argv, &cwd, &env, &e));
+        g_assert_error(e, PARAMS_ERROR, PARAMS_ERROR_INVALID);
+}
+
+static void test_result(void) {
+        static const struct {
+                const char *data;
+                size_t size;
+                gboolean truncated;
+                const char *want;
+        } cases[] = {
+                { "", 0, FALSE, "null" },
+                { "{\"a\": 1}", 8, FALSE, "{\"a\": 1}" },
+                { "{\"a\": 1}", 8, TRUE, "\"{\\\"a\\\": 1}\"" },      /* a cut JSON text is text */
+                { "hello\n", 6, FALSE, "\"hello\\n\"" },
+                { "a\0b", 3, FALSE, "\"a\xef\xbf\xbd" "b\"" },           /* a NUL becomes U+FFFD */
+                { "\xff", 1, FALSE, "\"\xef\xbf\xbd\"" },
+        };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+                g_autofree char *got = params_result_from_output(cases[i].data, cases[i].size, cases[i].truncated);
+
+                g_assert_true(params_is_json(got));
+                if (!g_str_equal(got, cases[i].want))
+                        g_error("case %zu: got %s, want %s", i, got, cases[i].want);
+        }
+}
+
 int main(int argc, char *argv[]) {
         log_set_target(LOG_TARGET_STDERR);
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/params/any-type", test_any_type);
         g_test_add_func("/params/depth", test_depth);
         g_test_add_func("/params/exec", test_exec);
+        g_test_add_func("/params/exec-decode", test_exec_decode);
+        g_test_add_func("/params/result", test_result);
         return g_test_run();
 }
