@@ -113,6 +113,7 @@ typedef struct Job {
         /* runtime only */
         struct Manager *manager;        /* borrowed back-pointer, set when linked */
         uint64_t changed;               /* JOB_FIELD_BIT mask not yet announced on the bus */
+        uint64_t changed_seq;           /* its latest entry in the manager's changed_order, 0: none */
         void *sched_node;               /* the scheduler's handle while queued */
         bool sched_timed;               /* … in the timed set (scheduled), not a type's queue */
         bool claimed;                   /* running attempt held by an external worker */

@@ -99,23 +99,31 @@ static int manager_setup_paths(Manager *m) {
         return 0;
 }
 
+typedef struct ChangedEntry {
+        uint64_t id;
+        uint64_t seq;                   /* the job's latest announcement, or a stale entry */
+} ChangedEntry;
+
 static int on_emit_changes(sd_event_source *s, void *userdata) {
         Manager *m = userdata;
-        GHashTableIter it;
-        gpointer key;
 
         /* One JobChanged and one PropertiesChanged per job per turn of the loop, with the state
          * it has now: a worker's claim and its Complete that became durable in one batch are one
-         * change to watchers, and every signal costs the bus daemon as much as a call. */
-        g_hash_table_iter_init(&it, m->changed_jobs);
-        while (g_hash_table_iter_next(&it, &key, NULL)) {
-                Job *j = key;
+         * change to watchers, and every signal costs the bus daemon as much as a call. Jobs go
+         * in the order of their latest change, so watchers see one job end before the next
+         * one (that waited for its lock, say) starts. A job purged meanwhile is not found. */
+        for (guint i = 0; i < m->changed_order->len; i++) {
+                const ChangedEntry *e = &g_array_index(m->changed_order, ChangedEntry, i);
+                Job *j = manager_get_job(m, e->id);
 
+                if (!j || j->changed_seq != e->seq)
+                        continue;
                 if (j->changed & JOB_FIELD_BIT(JOB_FIELD_STATUS))
                         bus_manager_emit_job_changed(m, j);
                 bus_job_emit_changed(m, j);
-                g_hash_table_iter_remove(&it);
+                j->changed_seq = 0;
         }
+        g_array_set_size(m->changed_order, 0);
         return sd_event_source_set_enabled(s, SD_EVENT_OFF);
 }
 
@@ -128,7 +136,7 @@ int manager_new(Manager **ret, bool user_mode) {
         config_init(&m->config);
         m->jobs = g_tree_new_full(id_compare, NULL, NULL, job_destroy);
         m->n_unfinished_by_owner = g_hash_table_new(g_direct_hash, g_direct_equal);
-        m->changed_jobs = g_hash_table_new(g_direct_hash, g_direct_equal);
+        m->changed_order = g_array_new(FALSE, FALSE, sizeof(ChangedEntry));
         m->user_names = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
         m->callers = caller_cache_new();
         m->unique_keys = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
@@ -217,7 +225,7 @@ Manager *manager_free(Manager *m) {
         gate_free(m->gate);
         g_tree_unref(m->jobs);
         g_hash_table_unref(m->n_unfinished_by_owner);
-        g_hash_table_unref(m->changed_jobs);
+        g_array_unref(m->changed_order);
         g_hash_table_unref(m->user_names);
         g_hash_table_unref(m->callers);
         g_hash_table_unref(m->unique_keys);
@@ -738,7 +746,8 @@ bool manager_accepts_changes(Manager *m) {
 
 static void manager_announce(Manager *m, Job *j, uint64_t mask) {
         j->changed |= mask;
-        g_hash_table_add(m->changed_jobs, j);
+        j->changed_seq = ++m->change_seq;
+        g_array_append_val(m->changed_order, ((ChangedEntry) { .id = j->id, .seq = j->changed_seq }));
         idle_touch(m->idle);
         (void) sd_event_source_set_enabled(m->emit_source, SD_EVENT_ONESHOT);
 }
@@ -1282,7 +1291,6 @@ void manager_purge(Manager *m, Job *j) {
                 log_job(LOG_WARNING, id, j->type, "Failed to record the purge: %s", g_strerror(-r));
 
         retention_untrack(m, j);
-        g_hash_table_remove(m->changed_jobs, j);
         g_hash_table_remove(m->streams, &id);
         g_hash_table_remove(m->cancel_requested, &id);
         execute_remove_files(m, id);

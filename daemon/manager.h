@@ -46,7 +46,8 @@ typedef struct Manager {
         uint64_t next_id;
         GHashTable *n_unfinished_by_owner; /* uid → count of jobs not finished (quota) */
 
-        GHashTable *changed_jobs;       /* Job* set: PropertiesChanged to send */
+        GArray *changed_order;          /* ChangedEntry: jobs with signals to send, in change order */
+        uint64_t change_seq;
         sd_event_source *emit_source;
         GHashTable *user_names;         /* uid → name cache for List */
         GHashTable *callers;            /* unique bus name → Caller (bus-util.h) */

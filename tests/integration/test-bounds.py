@@ -139,11 +139,13 @@ fjob = job(job_path(first), fb)
 fds = [fjob.Follow(dbus.UInt64(0)) for _ in range(16)]
 ok(len(fds) == 16, "16 Follow streams on one connection (FOLLOW_MAX_PER_CONNECTION=16)")
 refused("a 17th Follow stream on that connection", ERR + "QuotaExceeded", fjob.Follow, dbus.UInt64(0))
-others = [private_bus() for _ in range(3)]
+others = [private_bus() for _ in range(7)]
 fds += [job(job_path(first), o).Follow(dbus.UInt64(0)) for o in others for _ in range(16)]
-ok(len(fds) == 64, "64 Follow streams of one job (FOLLOW_MAX_PER_JOB=64) from four connections")
-refused("a 65th Follow stream of that job", ERR + "QuotaExceeded", job(job_path(first), private_bus()).Follow,
+ok(len(fds) == 128, "128 Follow streams of one job (FOLLOW_MAX_PER_JOB=128) from eight connections")
+last = private_bus()
+refused("a 129th Follow stream of that job", ERR + "QuotaExceeded", job(job_path(first), last).Follow,
         dbus.UInt64(0))
+others.append(last)
 for fd in fds:
     os.close(fd.take())
 for o in [fb] + others:
