@@ -2,9 +2,17 @@
 /*
  * Owns the file "journal" in the state directory (and its siblings "journal.new", written only by
  * a compaction, and "journal.corrupt", the evidence kept after corruption in the middle), the queue
- * of appends that are not durable yet, and two event sources: the group commit (a defer source at
- * idle priority, so every request already queued is appended before the one fsync) and the timer
- * that retries a rewrite after a failure.
+ * of appends that are not durable yet, the child writing an automatic compaction, and event
+ * sources: the group commit (a defer source at idle priority, so every request already queued is
+ * appended before the one fsync), the timer that retries a rewrite after a failure, and the pidfd
+ * of the compaction child.
+ *
+ * The automatic compaction (with an event loop) forks: the child writes the state as it was at the
+ * fork to "journal.new", fsyncs and verifies it, and exits; it touches no sd-bus or sd-event object.
+ * The parent keeps appending to "journal"; when the child succeeded, it copies the journal's bytes
+ * from the fork on behind the snapshot, syncs, renames, and appends to the new file from then on.
+ * store_compact() stays synchronous, for explicit calls, the recovery of a failed store, and
+ * stores without a loop.
  *
  * Invariants:
  *  - The first s->size bytes of the journal are a header and whole frames, fsynced; s->fd is open
@@ -16,19 +24,34 @@
  *    renamed over "journal" brings the store back.
  *  - "journal" is replaced only by rename() of a fsynced and verified "journal.new", so at every
  *    instant it names a complete old or new file; a "journal.new" found at open is debris.
+ *  - At most one compaction at a time: a running child is killed and reaped (by pid, never "any
+ *    child") and its file removed before a synchronous compaction, on failure, and in store_free().
+ *  - The child's file is switched to only between batches, never inside store_commit(): the old
+ *    journal then ends with a whole frame at s->size, and the bytes [fork_size, s->size) copied
+ *    behind the snapshot are whole frames with the lineage's salt.
  *  - No sd-bus here: the store moves opaque payloads and knows neither jobs nor messages.
  *
  * Done callbacks may call store_append(), not store_flush() (it would answer later appends before
  * the rest of the batch) and never store_free().
  */
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1           /* close_range() */
+#endif
+
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -102,6 +125,13 @@ struct Store {
         unsigned compact_factor;
         uint64_t snapshot_size;         /* of the last compaction; 0: unknown, compact at min_bytes */
         uint64_t compact_not_before;    /* after a failed compaction, wait until the journal is this big */
+
+        /* The automatic compaction in flight, written by a forked child (pid 0: none). */
+        pid_t compact_pid;
+        int compact_pidfd;
+        sd_event_source *compact_source;
+        uint64_t fork_size;             /* s->size at the fork: the old journal's tail from here on is
+                                         * copied behind the child's snapshot */
 
         unsigned batch_max;
         uint64_t size;
@@ -424,6 +454,30 @@ static int journal_create(Store *s) {
 
 static void store_schedule_retry(Store *s);
 
+static void store_compact_clear(Store *s) {
+        s->compact_source = sd_event_source_disable_unref(s->compact_source);
+        if (s->compact_pidfd >= 0)
+                (void) close(take_fd(&s->compact_pidfd));
+        s->compact_pid = 0;
+}
+
+/* Kills and reaps the compaction child and removes what it wrote. Blocks until it is gone: at
+ * most the rest of one write or fsync, SIGKILL waits for those. Only by pid, never "any child":
+ * the runner reaps its supervisors the same way. */
+static void store_compact_abort(Store *s) {
+        siginfo_t si;
+
+        if (s->compact_pid == 0)
+                return;
+
+        /* not reaped yet, so the pid cannot have been reused */
+        (void) kill(s->compact_pid, SIGKILL);
+        while (waitid(P_PID, s->compact_pid, &si, WEXITED) < 0 && errno == EINTR)
+                ;
+        store_compact_clear(s);
+        (void) unlink_if_present(s, JOURNAL_NEW_NAME);
+}
+
 /* Drains the queue and answers every queued append with error: those in the batch that failed
  * and those behind it, which cannot be made durable on a file we no longer trust. */
 static int store_enter_failed(Store *s, int error) {
@@ -436,6 +490,9 @@ static int store_enter_failed(Store *s, int error) {
                         "is rewritten to a new file: %m");
 
         s->failed = true;
+        /* The child's snapshot would be completed with the tail of a journal we no longer trust;
+         * the retries rewrite the state synchronously instead. */
+        store_compact_abort(s);
         if (s->fd >= 0) {
                 /* Best effort, so a restart before the rewrite is less likely to replay records
                  * that were answered with an error; the failed sync may have lost this too. */
@@ -486,11 +543,184 @@ static void store_trim_queue(Store *s) {
         }
 }
 
+/* After a failed compaction: retrying at every batch would rewrite the state each time for nothing. */
+static void store_compact_failed(Store *s) {
+        (void) unlink_if_present(s, JOURNAL_NEW_NAME);
+        if (!s->failed)
+                s->compact_not_before = s->size + MAX(s->compact_min_bytes, UINT64_C(1));
+}
+
+/* The compaction child. It uses only the snapshot callback (which builds records from memory),
+ * write(), fsync and close: no sd-bus or sd-event object, no logging, no stdio. It leaves by
+ * _exit(), so stdio buffers inherited from the parent are not flushed twice and LeakSanitizer
+ * does not report the parent's memory. The exit status is the errno of a failure. */
+__attribute__((noreturn)) static void compact_child(Store *s, pid_t parent) {
+        uint64_t size;
+        int fd = -1, r;
+
+        /* dies with jobd: an orphan would only write a file nobody renames */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                _exit(EXIT_FAILURE);
+
+        /* Holds no copy of the parent's pipes and sockets, whose EOF others wait for (a
+         * supervisor's hold pipe). Best effort: before Linux 5.9 they stay open until _exit(). */
+        if (s->dir_fd > 3)
+                (void) close_range(3, (unsigned) s->dir_fd - 1, 0);
+        (void) close_range((unsigned) s->dir_fd + 1, ~0U, 0);
+
+        r = journal_write_new(s, s->snapshot_fn, s->snapshot_userdata, &fd, &size);
+        _exit(r < 0 ? CLAMP(-r, 1, 255) : 0);
+}
+
+/* Copies the old journal's bytes [from, to) behind the snapshot, in chunks: the tail is whatever
+ * was appended while the child ran. */
+static int journal_copy_tail(Store *s, int old_fd, int new_fd, uint64_t from, uint64_t to) {
+        g_autofree uint8_t *buf = NULL;
+        int r;
+
+        if (from >= to)
+                return 0;
+
+        buf = g_malloc(MIN(to - from, (uint64_t) STORE_WRITER_CHUNK));
+        while (from < to) {
+                ssize_t n = pread(old_fd, buf, MIN(to - from, (uint64_t) STORE_WRITER_CHUNK), (off_t) from);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        return -EIO;    /* shorter than what was written and synced */
+
+                r = store_write_all(s, new_fd, buf, (size_t) n);
+                if (r < 0)
+                        return r;
+                from += (uint64_t) n;
+        }
+
+        return 0;
+}
+
+/* The child wrote the state as it was at the fork to journal.new, verified. Appends went on into
+ * the old journal meanwhile; its bytes from fork_size on are copied behind the snapshot. A few of
+ * them may be in the snapshot already (an append queued at the fork was applied in memory before
+ * its frame was written), and replaying those twice is harmless: the record types converge, NEW
+ * replaces a job, UPDATE assigns fields, PURGE deletes, META takes the maximum. Runs from the
+ * loop, never inside store_commit(), so the old journal ends with a whole frame at s->size. */
+static int store_compact_finish(Store *s) {
+        _cleanup_(closep) int fd = -1;
+        uint64_t snapshot_size, tail = s->size - s->fork_size;
+        struct stat st;
+        int r;
+
+        assert(!s->failed && s->fd >= 0);
+
+        fd = openat(s->dir_fd, JOURNAL_NEW_NAME, O_RDWR|O_APPEND|O_CLOEXEC|O_NOCTTY|O_NOFOLLOW);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        snapshot_size = (uint64_t) st.st_size;
+
+        r = journal_copy_tail(s, s->fd, fd, s->fork_size, s->size);
+        if (r >= 0)
+                r = store_sync(s, fd);
+        if (r < 0)
+                return r;
+        if (renameat(s->dir_fd, JOURNAL_NEW_NAME, s->dir_fd, JOURNAL_NAME) < 0)
+                return -errno;
+
+        /* From here on "journal" names the new file; the same frames and salt, so the queue
+         * goes on into it. */
+        closep(&s->fd);
+        s->fd = take_fd(&fd);
+        s->size = snapshot_size + tail;
+        s->snapshot_size = snapshot_size;
+        s->compact_not_before = 0;
+
+        /* as in store_compact(): until the rename is durable a crash may bring back the old file */
+        r = sync_dir(s);
+        if (r < 0)
+                return store_enter_failed(s, r);
+        return 0;
+}
+
+static int on_compact_exit(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        Store *s = userdata;
+        uint64_t before = s->size;
+        siginfo_t si = {};
+        int r;
+
+        if (waitid(P_PID, s->compact_pid, &si, WEXITED | WNOHANG) < 0) {
+                if (errno == EINTR)
+                        return 0;
+                r = -errno;     /* ECHILD: reaped behind our back, its result is unknown */
+        } else if (si.si_pid == 0)
+                return 0;
+        else if (si.si_code == CLD_EXITED)
+                r = -si.si_status;
+        else {
+                store_compact_clear(s);
+                log_warning("Compaction child was killed by signal %d, keeping the journal as it is.",
+                            si.si_status);
+                store_compact_failed(s);
+                return 0;
+        }
+
+        store_compact_clear(s);
+        if (r >= 0)
+                r = store_compact_finish(s);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to compact the journal, keeping it as it is: %m");
+                store_compact_failed(s);
+                return 0;
+        }
+
+        log_info("Compacted the journal from %" PRIu64 " to %" PRIu64 " bytes in a child.", before, s->size);
+        return 0;
+}
+
+/* Writes the snapshot from a forked child, like Redis' BGSAVE, so the loop goes on serving while
+ * a big state is written: fork() copies the page tables only, and the child shares jobd's memory
+ * until the parent writes to it. What it costs is the pages jobd dirties during the compaction,
+ * each copied once. */
+static int store_compact_start(Store *s) {
+        pid_t parent = getpid(), pid;
+        int r;
+
+        assert(s->compact_pid == 0);
+
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0)
+                compact_child(s, parent);
+
+        s->compact_pid = pid;
+        s->fork_size = s->size;
+
+        /* a pidfd rather than sd_event_add_child(): that one needs SIGCHLD blocked process-wide */
+        s->compact_pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+        if (s->compact_pidfd < 0) {
+                r = -errno;
+                store_compact_abort(s);
+                return r;
+        }
+        r = sd_event_add_io(s->event, &s->compact_source, s->compact_pidfd, EPOLLIN, on_compact_exit, s);
+        if (r < 0) {
+                store_compact_abort(s);
+                return r;
+        }
+        (void) sd_event_source_set_description(s->compact_source, "store-compact");
+        return 0;
+}
+
 static void store_maybe_compact(Store *s) {
         uint64_t limit, before = s->size;
         int r;
 
-        if (!s->snapshot_fn || s->failed)
+        if (!s->snapshot_fn || s->failed || s->compact_pid > 0)
                 return;
 
         limit = s->snapshot_size > UINT64_MAX / MAX(s->compact_factor, 1u) ?
@@ -499,14 +729,20 @@ static void store_maybe_compact(Store *s) {
         if (s->size <= limit || s->size < s->compact_not_before)
                 return;
 
-        /* Synchronous: the loop stalls for one write of the live state. Slicing it, or writing the
-         * snapshot from a forked child, is future work. */
+        if (s->event) {
+                r = store_compact_start(s);
+                if (r < 0) {
+                        log_warning_errno(r, "Failed to start compacting the journal, ignoring: %m");
+                        store_compact_failed(s);
+                }
+                return;
+        }
+
+        /* Without a loop nobody would see the child finish: synchronous, the caller stalls. */
         r = store_compact(s);
         if (r < 0) {
                 log_warning_errno(r, "Failed to compact the journal, ignoring: %m");
-                /* Retrying at every batch would rewrite the state each time for nothing. */
-                if (!s->failed)
-                        s->compact_not_before = s->size + MAX(s->compact_min_bytes, UINT64_C(1));
+                store_compact_failed(s);
                 return;
         }
 
@@ -612,6 +848,7 @@ int store_new(Store **ret, sd_event *event, int dir_fd) {
 
         s = g_new0(Store, 1);
         s->fd = -1;
+        s->compact_pidfd = -1;
         s->io = store_io_default;
         s->batch_max = STORE_BATCH_MAX_DEFAULT;
         s->compact_min_bytes = STORE_COMPACT_MIN_DEFAULT;
@@ -662,6 +899,7 @@ Store *store_free(Store *s) {
                 }
         }
 
+        store_compact_abort(s);
         sd_event_source_disable_unref(s->commit_source);
         sd_event_source_disable_unref(s->lazy_source);
         sd_event_source_disable_unref(s->retry_source);
@@ -957,6 +1195,9 @@ int store_compact(Store *s) {
         if (!s->snapshot_fn)
                 return -EOPNOTSUPP;
 
+        /* Never two at once; this one writes the current state, which covers the child's. */
+        store_compact_abort(s);
+
         r = journal_write_new(s, s->snapshot_fn, s->snapshot_userdata, &fd, &size);
         if (r >= 0 && renameat(s->dir_fd, JOURNAL_NEW_NAME, s->dir_fd, JOURNAL_NAME) < 0)
                 r = -errno;
@@ -990,6 +1231,12 @@ int store_compact(Store *s) {
                 (void) sd_event_source_set_enabled(s->commit_source, SD_EVENT_ONESHOT);
 
         return 0;
+}
+
+bool store_is_compacting(Store *s) {
+        assert(s);
+
+        return s->compact_pid > 0;
 }
 
 bool store_is_failed(Store *s) {

@@ -69,10 +69,14 @@ int store_append_lazy(Store *s, const void *payload, size_t size, uint64_t withi
 int store_flush(Store *s);
 
 /* Writes a snapshot to journal.new, fsync, verifies it by reading it back, renames it over
- * journal, fsyncs the directory. On success a failed store accepts appends again. */
+ * journal, fsyncs the directory. On success a failed store accepts appends again. Synchronous;
+ * it kills a compaction running in a child first. The automatic compaction after a commit runs
+ * in a forked child instead when the store has an event loop. */
 int store_compact(Store *s);
 int store_writer_add(StoreWriter *w, const void *payload, size_t size);
 
+/* An automatic compaction runs in a child; the loop switches to its file when it is done. */
+bool store_is_compacting(Store *s);
 bool store_is_failed(Store *s);
 /* Appends queued and not answered yet: a change on its way to the disk. */
 bool store_has_queued(Store *s);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -531,6 +532,229 @@ static void test_compact_automatic(Fixture *f, gconstpointer data) {
                 g_assert_true(g_bytes_equal(got->pdata[got->len - 4 + i], state->pdata[(400 - 4 + i) % 4]));
 }
 
+/* The compaction in a child, held at a gate: two FIFOs, so the test knows the child is inside the
+ * snapshot callback and decides when (and whether) it goes on. The test holds both open for
+ * reading and writing, so no open() in the child blocks; the child reopens them by name, its
+ * inherited fds are closed. The state is assignment-like: one payload "k<key> v<value>" per key,
+ * the last one appended wins, so records that land both in the snapshot and in the copied tail
+ * replay to the same state. */
+#define GATE_KEYS 8u
+
+typedef struct Gate {
+        char *ready_path, *go_path;
+        int ready_fd, go_fd;
+        GPtrArray *state;               /* GATE_KEYS payloads, the latest of each key */
+        unsigned n_appended;
+} Gate;
+
+static void gate_init(Gate *g, Fixture *f) {
+        *g = (Gate) { .ready_path = fixture_file(f, "gate-ready"), .go_path = fixture_file(f, "gate-go") };
+
+        g_assert_cmpint(mkfifo(g->ready_path, 0600), ==, 0);
+        g_assert_cmpint(mkfifo(g->go_path, 0600), ==, 0);
+        g->ready_fd = open(g->ready_path, O_RDWR|O_CLOEXEC);
+        g->go_fd = open(g->go_path, O_RDWR|O_CLOEXEC);
+        g_assert_cmpint(g->ready_fd, >=, 0);
+        g_assert_cmpint(g->go_fd, >=, 0);
+        g->state = payloads_new();
+        for (unsigned k = 0; k < GATE_KEYS; k++)
+                g_ptr_array_add(g->state, g_bytes_new_take(g_strdup_printf("k%u none", k), 7));
+}
+
+static void gate_clear(Gate *g) {
+        close(g->ready_fd);
+        close(g->go_fd);
+        g_assert_cmpint(unlink(g->ready_path), ==, 0);
+        g_assert_cmpint(unlink(g->go_path), ==, 0);
+        g_free(g->ready_path);
+        g_free(g->go_path);
+        g_ptr_array_unref(g->state);
+}
+
+/* Runs in the compaction child. */
+static int on_snapshot_gated(StoreWriter *w, void *userdata) {
+        Gate *g = userdata;
+        char c = 0;
+        int fd;
+
+        fd = open(g->ready_path, O_WRONLY|O_CLOEXEC);
+        if (fd < 0 || write(fd, "r", 1) != 1)
+                return -EIO;
+        close(fd);
+        fd = open(g->go_path, O_RDONLY|O_CLOEXEC);
+        if (fd < 0 || read(fd, &c, 1) != 1)
+                return -EIO;
+        close(fd);
+        if (c != 'g')
+                return -ENOSPC;
+        return on_snapshot(w, g->state);
+}
+
+static void gate_append(Gate *g, Store *s) {
+        unsigned k = g->n_appended % GATE_KEYS;
+        g_autofree char *p = g_strdup_printf("k%u v%06u and some padding to grow", k, g->n_appended++);
+
+        g_bytes_unref(g->state->pdata[k]);
+        g->state->pdata[k] = g_bytes_new(p, strlen(p));
+        g_assert_cmpint(store_append(s, p, strlen(p), NULL, NULL), ==, 0);
+        g_assert_cmpint(store_flush(s), ==, 0);
+}
+
+/* Appends until a commit forks the compaction, then waits until the child is at the gate. */
+static void gate_start(Gate *g, Store *s) {
+        char c;
+
+        store_set_snapshot_fn(s, on_snapshot_gated, g);
+        store_set_compaction(s, 4096, 2);
+        while (!store_is_compacting(s)) {
+                g_assert_cmpuint(g->n_appended, <, 1000);
+                gate_append(g, s);
+        }
+        g_assert_cmpint(read(g->ready_fd, &c, 1), ==, 1);
+}
+
+static void gate_release(Gate *g, sd_event *event, Store *s, char c) {
+        g_assert_cmpint(write(g->go_fd, &c, 1), ==, 1);
+        while (store_is_compacting(s))
+                g_assert_cmpint(sd_event_run(event, UINT64_MAX), >=, 0);
+}
+
+/* The state a replay converges to: the last payload of each key, as in Gate.state. */
+static int on_replay_assign(const void *payload, size_t size, void *userdata) {
+        GPtrArray *state = userdata;
+        unsigned k;
+
+        g_assert_cmpuint(size, >, 1);
+        k = (unsigned) strtoul((const char *) payload + 1, NULL, 10);
+        g_assert_cmpuint(k, <, state->len);
+        g_bytes_unref(state->pdata[k]);
+        state->pdata[k] = g_bytes_new(payload, size);
+        return 0;
+}
+
+static void gate_assert_replays(Gate *g, Fixture *f) {
+        g_autoptr(GPtrArray) got = payloads_new();
+        g_autoptr(Store) s = store_make(f, NULL);
+
+        for (unsigned k = 0; k < GATE_KEYS; k++)
+                g_ptr_array_add(got, g_bytes_new_take(g_strdup_printf("k%u none", k), 7));
+        g_assert_cmpint(store_open(s, on_replay_assign, got, NULL), ==, 0);
+        payloads_assert_equal(g->state, got);
+}
+
+/* A store on a loop with a compaction child waiting at the gate. */
+static Store *gate_begin(Gate *g, Fixture *f, sd_event **ret_event) {
+        Store *s;
+
+        gate_init(g, f);
+        g_assert_cmpint(sd_event_new(ret_event), >=, 0);
+        s = store_open_collect(f, *ret_event, NULL, NULL);
+        gate_start(g, s);
+        return s;
+}
+
+static void assert_no_child(void) {
+        g_assert_cmpint(waitid(P_ALL, 0, &(siginfo_t) {}, WEXITED | WNOHANG), <, 0);
+        g_assert_cmpint(errno, ==, ECHILD);
+}
+
+/* After the store was freed: no child left behind, and the journal replays to the state. */
+static void gate_end(Gate *g, Fixture *f) {
+        assert_no_child();
+        g_assert_false(fixture_exists(f, "journal.new"));
+        gate_assert_replays(g, f);
+        gate_clear(g);
+}
+
+/* Appends go on while the child writes; the tail written meanwhile is copied behind its
+ * snapshot, and the file that replaces the journal replays to the same state. */
+static void test_compact_background(Fixture *f, gconstpointer data) {
+        g_autoptr(sd_event) event = NULL;
+        g_autoptr(Store) s = NULL;
+        uint64_t size_before;
+        Gate g;
+
+        s = gate_begin(&g, f, &event);
+
+        for (unsigned i = 0; i < 50; i++)
+                gate_append(&g, s);
+        g_assert_true(store_is_compacting(s));
+        g_assert_true(fixture_exists(f, "journal.new"));
+        size_before = fixture_size(f, "journal");
+        g_assert_cmpuint(size_before, ==, store_get_size(s));
+
+        gate_release(&g, event, s, 'g');
+        g_assert_false(store_is_failed(s));
+        g_assert_false(fixture_exists(f, "journal.new"));
+        g_assert_cmpuint(fixture_size(f, "journal"), ==, store_get_size(s));
+        g_assert_cmpuint(store_get_size(s), <, size_before);
+
+        /* the new file takes appends */
+        for (unsigned i = 0; i < 5; i++)
+                gate_append(&g, s);
+        g_assert_cmpuint(fixture_size(f, "journal"), ==, store_get_size(s));
+        g_clear_pointer(&s, store_free);
+        gate_end(&g, f);
+}
+
+/* A child that fails leaves the old journal, with what was appended meanwhile, in charge. */
+static void test_compact_background_fails(Fixture *f, gconstpointer data) {
+        g_autoptr(sd_event) event = NULL;
+        g_autoptr(Store) s = NULL;
+        g_autoptr(GBytes) before = NULL, after = NULL;
+        Gate g;
+
+        s = gate_begin(&g, f, &event);
+        for (unsigned i = 0; i < 10; i++)
+                gate_append(&g, s);
+        before = fixture_read(f, "journal");
+
+        gate_release(&g, event, s, 'f');
+        g_assert_false(store_is_failed(s));
+        g_assert_false(fixture_exists(f, "journal.new"));
+        after = fixture_read(f, "journal");
+        g_assert_true(g_bytes_equal(before, after));
+
+        /* still appending to the old file; no new attempt at once */
+        gate_append(&g, s);
+        g_assert_false(store_is_compacting(s));
+        g_assert_cmpuint(fixture_size(f, "journal"), ==, store_get_size(s));
+        g_clear_pointer(&s, store_free);
+        gate_end(&g, f);
+}
+
+/* Freed while the child writes: it is killed and reaped, its file removed. */
+static void test_compact_background_free(Fixture *f, gconstpointer data) {
+        g_autoptr(sd_event) event = NULL;
+        g_autoptr(Store) s = NULL;
+        Gate g;
+
+        s = gate_begin(&g, f, &event);
+        g_assert_true(fixture_exists(f, "journal.new"));
+
+        g_clear_pointer(&s, store_free);
+        gate_end(&g, f);
+}
+
+/* An explicit compaction while the child runs replaces it: never two at once. */
+static void test_compact_background_explicit(Fixture *f, gconstpointer data) {
+        g_autoptr(sd_event) event = NULL;
+        g_autoptr(Store) s = NULL;
+        Gate g;
+
+        s = gate_begin(&g, f, &event);
+
+        store_set_snapshot_fn(s, on_snapshot, g.state);
+        g_assert_cmpint(store_compact(s), ==, 0);
+        g_assert_false(store_is_compacting(s));
+        g_assert_false(fixture_exists(f, "journal.new"));
+        assert_no_child();
+        g_assert_cmpint(sd_event_run(event, 0), >=, 0);
+        g_assert_cmpuint(fixture_size(f, "journal"), ==, store_get_size(s));
+        g_clear_pointer(&s, store_free);
+        gate_end(&g, f);
+}
+
 static void test_group_commit(Fixture *f, gconstpointer data) {
         g_autoptr(GArray) results = g_array_new(FALSE, FALSE, sizeof(int));
         g_autoptr(GPtrArray) in = payloads_new(), got = payloads_new();
@@ -954,6 +1178,10 @@ int main(int argc, char *argv[]) {
         ADD("/store/compact", test_compact);
         ADD("/store/compact-snapshot-fails", test_compact_snapshot_fails);
         ADD("/store/compact-automatic", test_compact_automatic);
+        ADD("/store/compact-background", test_compact_background);
+        ADD("/store/compact-background-fails", test_compact_background_fails);
+        ADD("/store/compact-background-free", test_compact_background_free);
+        ADD("/store/compact-background-explicit", test_compact_background_explicit);
         ADD("/store/group-commit", test_group_commit);
         ADD("/store/lazy-append", test_lazy_append);
         ADD("/store/batch-max", test_batch_max);
