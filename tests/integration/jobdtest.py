@@ -12,6 +12,17 @@ import time
 
 import dbus
 
+# These tests add users, units and files to /etc and start systemd managers: only in a world of
+# tests/sandbox/sandbox (its PID 1 runs with container=jobd-sandbox), never on a real machine.
+try:
+    with open("/proc/1/environ", "rb") as _f:
+        _inside = b"container=jobd-sandbox" in _f.read().split(b"\0")
+except OSError:
+    _inside = False
+if not _inside:
+    print("Bail out! not inside a tests/sandbox world; run it through tests/integration/run", flush=True)
+    sys.exit(1)
+
 BUS_NAME = "org.jobd.Jobd1"
 MANAGER_PATH = "/org/jobd/Jobd1"
 MANAGER_IFACE = "org.jobd.Jobd1.Manager"

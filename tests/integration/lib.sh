@@ -1,5 +1,12 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # TAP helpers for shell integration tests (sourced). Run inside the sandbox.
+
+# These tests add users, units and files to /etc and start systemd managers: only in a world of
+# tests/sandbox/sandbox (its PID 1 runs with container=jobd-sandbox), never on a real machine.
+if ! tr '\0' '\n' </proc/1/environ 2>/dev/null | grep -qx 'container=jobd-sandbox'; then
+        echo "Bail out! not inside a tests/sandbox world; run it through tests/integration/run"
+        exit 1
+fi
 n=0
 failed=0
 ok()   { n=$((n + 1)); echo "ok $n - $*"; }
