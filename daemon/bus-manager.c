@@ -78,17 +78,35 @@ static int parse_usec(sd_bus_message *msg, const char *key, uint64_t *ret) {
         return sd_bus_message_read_basic(msg, 't', ret);
 }
 
+#define NOT_BEFORE_MAX_USEC (UINT64_C(366) * 24 * 3600 * 1000000)
+
+/* A span of time in µs, at most max: said in words, since a caller can get the unit wrong. */
+static int parse_bounded_usec(sd_bus_message *msg, const char *key, uint64_t max, const char *max_text,
+                              uint64_t *ret, sd_bus_error *error) {
+        uint64_t v;
+        int r;
+
+        r = parse_usec(msg, key, &v);
+        if (r < 0)
+                return r;
+        if (v > max)
+                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                  "Option '%s' is more than %s (it is in microseconds).", key, max_text);
+        *ret = v;
+        return 0;
+}
+
 static int parse_retry_backoff(sd_bus_message *msg, const char *key, Job *j, const JobType *t,
                                Manager *m, sd_bus_error *error) {
-        return parse_usec(msg, key, &j->retry_backoff_usec);
+        /* the backoff doubles up to an hour anyway */
+        return parse_bounded_usec(msg, key, RETRY_BACKOFF_MAX_USEC, "an hour", &j->retry_backoff_usec, error);
 }
 
 static int parse_retention(sd_bus_message *msg, const char *key, Job *j, const JobType *t,
                            Manager *m, sd_bus_error *error) {
-        return parse_usec(msg, key, &j->retention_usec);
+        /* a kept workspace goes with the job's purge (Retention=) at the latest */
+        return parse_bounded_usec(msg, key, NOT_BEFORE_MAX_USEC, "a year", &j->retention_usec, error);
 }
-
-#define NOT_BEFORE_MAX_USEC (UINT64_C(366) * 24 * 3600 * 1000000)
 
 /* not_before_usec (CLOCK_REALTIME) or delay_usec (from now): the job is scheduled until then. */
 static int parse_not_before(sd_bus_message *msg, const char *key, Job *j, const JobType *t,

@@ -857,7 +857,6 @@ void manager_set_status(Manager *m, Job *j, JobStatus status, uint64_t extra_mas
 
 /* ---- local execution: dispatch, attempts, retries ---- */
 
-#define RETRY_BACKOFF_MAX_USEC (UINT64_C(3600) * 1000000)
 /* every attempt's scope is jobd-ID.scope: give systemd time to drop the last one */
 #define RETRY_BACKOFF_MIN_USEC (UINT64_C(500) * 1000)
 #define TOKEN_BYTES 16

@@ -136,6 +136,8 @@ void manager_submit(Manager *m, Job *j, ManagerDoneFn done, void *userdata);
 void manager_commit(Manager *m, Job *j, uint64_t mask, ManagerDoneFn done, void *userdata);
 /* Starts what may start now (from an idle-priority defer source). */
 void manager_queue_dispatch(Manager *m);
+/* Retries wait RetryBackoff=, doubled per attempt up to this. */
+#define RETRY_BACKOFF_MAX_USEC (UINT64_C(3600) * 1000000)
 /* An attempt ended (local job or, later, worker): retry after backoff while attempts remain and
  * the failure is retryable, else finish. Frees nothing of o's but takes its strings. */
 void manager_attempt_ended(Manager *m, Job *j, Outcome *o);

@@ -67,6 +67,13 @@ refused("an input over MaxInputBytes=1K", ERR + "TooLarge", submit, "b", "{}",
 refused("65 after ids (SUBMIT_AFTER_MAX=64)", ERR + "InvalidOption", submit, "b", "{}",
         {"after": dbus.Array([dbus.UInt64(first)] * 65, signature="t")})
 refused("a lock key of 256 bytes (255)", ERR + "InvalidOption", submit, "b", "{}", {"lock": "k" * 256})
+YEAR = 366 * 24 * 3600 * SEC
+accepted("retention_usec of a year", submit, "b", "{}", {"retention_usec": dbus.UInt64(YEAR)})
+refused("retention_usec of a year and 1 µs", ERR + "InvalidOption", submit, "b", "{}",
+        {"retention_usec": dbus.UInt64(YEAR + 1)})
+accepted("retry_backoff_usec of an hour", submit, "b", "{}", {"retry_backoff_usec": dbus.UInt64(3600 * SEC)})
+refused("retry_backoff_usec of an hour and 1 µs", ERR + "InvalidOption", submit, "b", "{}",
+        {"retry_backoff_usec": dbus.UInt64(3600 * SEC + 1)})
 accepted("a unique_key of 255 bytes", submit, "b", "{}", {"unique_key": "u" * 255})
 refused("a unique_key of 256 bytes", ERR + "InvalidOption", submit, "b", "{}", {"unique_key": "u" * 256})
 for i in range(3):
