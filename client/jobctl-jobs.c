@@ -26,9 +26,10 @@
 
 /* Far above any sane MaxParameterBytes=; only keeps a runaway pipe from eating memory. */
 #define PARAMETERS_STDIN_MAX (64u * 1024u * 1024u)
+/* --input=- is copied into memory first; a file is passed as it is, without a copy */
+#define INPUT_STDIN_MAX (UINT64_C(1) << 30)
 
 /* List's own cap (org.jobd.Jobd1.xml); reaching it means there may be more. */
-#define LIST_LIMIT_MAX 10000u
 
 /* Width of the labels in `jobctl status`, right-aligned as in systemctl status. */
 #define STATUS_LABEL_WIDTH 11
@@ -40,10 +41,6 @@
 #define SYSTEMD_PATH              "/org/freedesktop/systemd1"
 #define SYSTEMD_MANAGER_INTERFACE "org.freedesktop.systemd1.Manager"
 #define SYSTEMD_SCOPE_INTERFACE   "org.freedesktop.systemd1.Scope"
-
-static bool streq_ptr(const char *a, const char *b) {
-        return a && b && strcmp(a, b) == 0;
-}
 
 const char *job_status_color(const char *status) {
         if (streq_ptr(status, JOBD_STATUS_RUNNING))
@@ -140,7 +137,11 @@ static int input_from_stdin(int *ret_fd) {
         fd = memfd_create("jobctl-input", MFD_CLOEXEC | MFD_ALLOW_SEALING);
         if (fd < 0)
                 return log_error_errno(errno, "Failed to create a memfd for the input: %m");
-        r = copy_bytes(STDIN_FILENO, fd, UINT64_MAX, NULL);
+        r = copy_bytes(STDIN_FILENO, fd, INPUT_STDIN_MAX, NULL);
+        if (r == -EFBIG)
+                return log_error_errno(r, "Standard input is over %" PRIu64 " MiB; give the input as a file "
+                                       "(--input=FILE), which is passed without a copy.",
+                                       INPUT_STDIN_MAX >> 20);
         if (r < 0)
                 return log_error_errno(r, "Failed to copy standard input: %m");
         if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0 ||

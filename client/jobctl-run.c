@@ -39,10 +39,6 @@
 /* jobd's per-follower buffer (daemon/follow.h FOLLOW_BUFFER_MAX), for the message that names it */
 #define FOLLOW_BEHIND_TEXT "1 MiB"
 
-static bool streq_ptr(const char *a, const char *b) {
-        return a && b && strcmp(a, b) == 0;
-}
-
 /* The command prefix a person retypes: the same bus as this call. */
 static char *command_prefix(const Context *c) {
         if (c->args.host)

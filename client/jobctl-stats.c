@@ -47,12 +47,6 @@ static const char *const statuses[] = {
 
 /* ---- for people ---- */
 
-static bool has_suffix(const char *s, const char *suffix) {
-        size_t n = strlen(s), k = strlen(suffix);
-
-        return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
 /* A value for people, by its key's unit suffix as the contract names them. */
 static char *stat_to_text(const char *key, GVariant *v) {
         uint64_t u;
@@ -64,12 +58,12 @@ static char *stat_to_text(const char *key, GVariant *v) {
         else
                 return variant_to_text(v);
 
-        if (has_suffix(key, "_usec"))
+        if (g_str_has_suffix(key, "_usec"))
                 return format_timespan(u, USEC_PER_MSEC);
-        if (has_suffix(key, "_nsec"))
+        if (g_str_has_suffix(key, "_nsec"))
                 return u == UINT64_MAX ? g_strdup("infinity")
                                        : format_timespan(u / NSEC_PER_USEC, USEC_PER_MSEC);
-        if (has_suffix(key, "_bytes"))
+        if (g_str_has_suffix(key, "_bytes"))
                 return format_bytes(u);
         return variant_to_text(v);
 }
@@ -377,6 +371,8 @@ static int verb_stats(Context *c, int argc, char *argv[]) {
         const char *type = argc > 1 ? argv[1] : NULL;
         int r;
 
+        if (c->args.prometheus && c->args.json != JSON_OFF)
+                return log_usage("--prometheus and --json cannot be combined.");
         r = stats_call(c, type, &stats);
         if (r < 0)
                 return r;

@@ -29,7 +29,6 @@
 
 #define REDRAW_MIN_USEC (200 * USEC_PER_MSEC)
 #define TICK_USEC (2 * USEC_PER_SEC)
-#define LIST_MAX 10000u
 
 typedef struct TopJob {
         uint64_t id;
@@ -411,7 +410,7 @@ static int top_list(Top *t) {
                                            "List");
         if (r >= 0)
                 r = sd_bus_message_append(m, "a{sv}", 2, "status", "as", 1, JOBD_STATUS_RUNNING,
-                                          "limit", "u", LIST_MAX);
+                                          "limit", "u", LIST_LIMIT_MAX);
         if (r < 0)
                 return log_error_errno(r, "Failed to create List call: %m");
         r = sd_bus_call(t->bus, m, 0, &error, &reply);
@@ -438,6 +437,9 @@ int verb_top(Context *c, int argc, char *argv[]) {
         sigset_t mask;
         int r;
 
+        if (c->args.json != JSON_OFF)
+                return log_usage("top is a view for people; for figures use 'jobctl --json stats' or "
+                                 "'jobctl --json list --status=running'.");
         r = context_acquire_bus(c, &t.bus);
         if (r < 0)
                 return r;

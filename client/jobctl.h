@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <glib.h>
 #include <systemd/sd-bus.h>
 
@@ -19,6 +20,13 @@
 #include "jobctl-output.h"
 
 #define EXIT_USAGE 2
+/* jobd answers List with at most this many jobs */
+#define LIST_LIMIT_MAX 10000u
+
+/* Both set and equal (a property read as NULL matches nothing). */
+static inline bool streq_ptr(const char *a, const char *b) {
+        return a && b && strcmp(a, b) == 0;
+}
 
 /* Options beyond the global ones; a Verb accepts a mask of OPTION(x). */
 typedef enum VerbOption {
