@@ -133,7 +133,8 @@ def kill_jobd():
     """SIGKILL jobd and wait until systemd saw it go (it may restart it: Restart=on-failure, or
     the next call activates it)."""
     pid = jobd_main_pid()
-    run("kill", "-KILL", str(pid))
+    assert pid > 0, "jobd is not running"      # kill -KILL 0 would hit our own process group
+    os.kill(pid, 9)
     wait_for(lambda: jobd_main_pid() != pid, timeout=15, what="jobd to be gone")
     return pid
 
@@ -173,12 +174,19 @@ def pump(pred, timeout=10.0, what="condition"):
     calls made on private_bus(mainloop=True) connections arrive."""
     from gi.repository import GLib
     ctx = GLib.MainContext.default()
-
-    def step():
-        while ctx.iteration(False):
-            pass
-        return pred()
-    return wait_for(step, timeout, what, interval=0.01)
+    deadline = time.monotonic() + timeout
+    # a timeout source wakes the blocking iteration at least every 100 ms to check the deadline
+    tick = GLib.timeout_add(100, lambda: True)
+    try:
+        while True:
+            v = pred()
+            if v:
+                return v
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+            ctx.iteration(True)
+    finally:
+        GLib.source_remove(tick)
 
 
 def ping_jobd(b):
