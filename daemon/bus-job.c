@@ -335,7 +335,7 @@ static int method_heartbeat(sd_bus_message *msg, void *userdata, sd_bus_error *e
                 return BUS_REFUSE_STORE_FAILED(error);
         lease_extend(m, j, (uint64_t) g_get_real_time() + (extend > 0 ? extend : lease_length(m, j)));
         /* advisory for observers: the lease lives in memory, a restart re-arms the last durable one */
-        manager_commit(m, j, JOB_FIELD_BIT(JOB_FIELD_DEADLINE), NULL, NULL);
+        manager_commit_advisory(m, j, JOB_FIELD_BIT(JOB_FIELD_DEADLINE));
         return sd_bus_reply_method_return(msg, "t", j->deadline_usec);
 }
 
@@ -550,7 +550,16 @@ static int fail_option_entry(sd_bus_message *msg, const char *key, void *userdat
                 r = bus_enter_option(msg, key, "t", error);
                 if (r < 0)
                         return r;
-                return sd_bus_message_read_basic(msg, 't', &o->retry_after_usec);
+                r = sd_bus_message_read_basic(msg, 't', &o->retry_after_usec);
+                if (r < 0)
+                        return r;
+                /* as for Release's delay: past it, now + delay could wrap */
+                if (o->retry_after_usec > LEASE_EXTEND_MAX_USEC)
+                        return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                          "Fail option 'retry_after_usec' is more than a day (%" G_GUINT64_FORMAT
+                                          " µs); give at most %" G_GUINT64_FORMAT ".",
+                                          o->retry_after_usec, (uint64_t) LEASE_EXTEND_MAX_USEC);
+                return 0;
         }
         return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
                           "Unknown Fail option '%s'; use retry (b) or retry_after_usec (t).", key);

@@ -24,11 +24,6 @@
 
 /* ---- Submit ---- */
 
-typedef struct SubmitOptions {
-        bool has_not_before, has_delay;
-        GHashTable *seen;
-} SubmitOptions;
-
 typedef int (*OptionParser)(sd_bus_message *msg, const char *key, Job *j, const JobType *t,
                             Manager *m, sd_bus_error *error);
 
@@ -117,9 +112,6 @@ static int parse_not_before(sd_bus_message *msg, const char *key, Job *j, const 
         r = sd_bus_message_read_basic(msg, 't', &v);
         if (r < 0)
                 return r;
-        if (j->not_before_usec > 0)
-                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
-                                  "Options 'not_before_usec' and 'delay_usec' exclude each other; give one.");
         if (g_str_equal(key, "delay_usec")) {
                 if (v > NOT_BEFORE_MAX_USEC)
                         return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
@@ -324,6 +316,7 @@ typedef struct SubmitTarget {
         Manager *manager;
         const JobType *type;
         Job *job;
+        bool have_start;                /* not_before_usec or delay_usec was given */
 } SubmitTarget;
 
 static int submit_option_entry(sd_bus_message *msg, const char *key, void *userdata, sd_bus_error *error) {
@@ -340,6 +333,13 @@ static int submit_option_entry(sd_bus_message *msg, const char *key, void *userd
                                   "delay_usec, timeout_usec, max_attempts, retry_backoff_usec, "
                                   "after, lock, unique_key, input, resources, retention_usec, "
                                   "expire_usec.", key);
+        if (submit_options[i].parse == parse_not_before) {
+                /* by the key, not the value: {not_before_usec: 0, delay_usec: …} is as ambiguous */
+                if (st->have_start)
+                        return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                          "Options 'not_before_usec' and 'delay_usec' exclude each other; give one.");
+                st->have_start = true;
+        }
         r = bus_enter_option(msg, key, submit_options[i].signature, error);
         if (r < 0)
                 return r;
@@ -353,8 +353,8 @@ static int read_submit_options(sd_bus_message *msg, Manager *m, const JobType *t
         return bus_read_vardict(msg, submit_option_entry, &st, error);
 }
 
-static void on_submitted(Manager *m, int error, Job *j, void *userdata) {
-        sd_bus_message *msg = userdata;
+/* Submit's answer: the job's id and path, or IOError when it could not be made durable. Takes msg. */
+static void reply_submitted(sd_bus_message *msg, int error, uint64_t id) {
         g_autofree char *path = NULL;
         int r;
 
@@ -364,12 +364,16 @@ static void on_submitted(Manager *m, int error, Job *j, void *userdata) {
                                                "queued. jobd is rewriting its journal; try again.",
                                                g_strerror(-error));
         else {
-                path = job_path(j->id);
-                r = sd_bus_reply_method_return(msg, "to", j->id, path);
+                path = job_path(id);
+                r = sd_bus_reply_method_return(msg, "to", id, path);
         }
         if (r < 0)
                 log_debug("Failed to reply to Submit: %s", g_strerror(-r));
         sd_bus_message_unref(msg);
+}
+
+static void on_submitted(Manager *m, int error, Job *j, void *userdata) {
+        reply_submitted(userdata, error, j ? j->id : 0);
 }
 
 typedef struct UniqueReply {
@@ -380,15 +384,9 @@ typedef struct UniqueReply {
 /* The job already holding the key is answered once it is durable: it may still be on its way. */
 static void on_unique_durable(Manager *m, int error, Job *unused, void *userdata) {
         g_autofree UniqueReply *u = userdata;
-        g_autofree char *path = job_path(u->id);
 
-        if (error < 0 || !manager_get_job(m, u->id))
-                (void) sd_bus_reply_method_errorf(u->msg, SD_BUS_ERROR_IO_ERROR,
-                                                  "The job holding this unique_key could not be stored; "
-                                                  "try again.");
-        else
-                (void) sd_bus_reply_method_return(u->msg, "to", u->id, path);
-        sd_bus_message_unref(u->msg);
+        /* the holder was on its way to the disk: gone now if its own Submit failed */
+        reply_submitted(u->msg, error < 0 ? error : manager_get_job(m, u->id) ? 0 : -EIO, u->id);
 }
 
 static int method_submit(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -397,6 +395,7 @@ static int method_submit(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         g_autoptr(GError) e = NULL;
         g_autoptr(Job) j = NULL;
         const char *type, *parameters;
+        uint64_t holder;
         JobType *t;
         int r;
 
@@ -449,13 +448,13 @@ static int method_submit(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         if (!manager_accepts_changes(m))
                 return BUS_REFUSE_STORE_FAILED(error);
         /* keys are per owner: nobody can squat on, or learn of, another user's job this way */
-        if (j->unique_key && manager_unique_holder(m, caller.uid, j->unique_key) > 0) {
-                uint64_t holder = manager_unique_holder(m, caller.uid, j->unique_key);
+        holder = j->unique_key ? manager_unique_holder(m, caller.uid, j->unique_key) : 0;
+        if (holder > 0) {
                 UniqueReply *u;
 
                 if (manager_get_job(m, holder)) {
-                        g_autofree char *path = job_path(holder);
-                        return sd_bus_reply_method_return(msg, "to", holder, path);
+                        reply_submitted(sd_bus_message_ref(msg), 0, holder);
+                        return 1;
                 }
                 /* still on its way to the disk: answer when it is there, not before */
                 u = g_new0(UniqueReply, 1);

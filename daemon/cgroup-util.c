@@ -135,15 +135,22 @@ int cgroup_paths_for_pid(pid_t pid, const char *leaf, CgroupPaths *ret) {
         return cgroup_paths_parse(CGROUP_ROOT, text, leaf, ret);
 }
 
-static int read_u64_file(const char *dir, const char *name, uint64_t *ret) {
-        g_autofree char *path = NULL, *text = NULL;
-        char *end;
-        int r;
+/* An attribute file of a cgroup folder (dir may be NULL: a hierarchy we did not find). */
+static int read_attr(const char *dir, const char *name, char **ret) {
+        g_autofree char *path = NULL;
 
         if (!dir)
                 return -ENOENT;
         path = g_strconcat(dir, "/", name, NULL);
-        r = read_file(path, &text);
+        return read_file(path, ret);
+}
+
+static int read_u64_file(const char *dir, const char *name, uint64_t *ret) {
+        g_autofree char *text = NULL;
+        char *end;
+        int r;
+
+        r = read_attr(dir, name, &text);
         if (r < 0)
                 return r;
         errno = 0;
@@ -155,14 +162,11 @@ static int read_u64_file(const char *dir, const char *name, uint64_t *ret) {
 
 /* "key value" lines (cpu.stat, memory.events, memory.oom_control, pids.events) */
 static int read_keyed_u64(const char *dir, const char *name, const char *key, uint64_t *ret) {
-        g_autofree char *path = NULL, *text = NULL;
+        g_autofree char *text = NULL;
         g_auto(GStrv) lines = NULL;
         int r;
 
-        if (!dir)
-                return -ENOENT;
-        path = g_strconcat(dir, "/", name, NULL);
-        r = read_file(path, &text);
+        r = read_attr(dir, name, &text);
         if (r < 0)
                 return r;
         lines = g_strsplit(text, "\n", -1);

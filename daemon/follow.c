@@ -65,13 +65,6 @@ G_STATIC_ASSERT(HISTORY_CHUNK <= FOLLOW_BUFFER_MAX);
  * to six) fits in one follower's buffer: only a slow reader is ever cut off, never a big event. */
 G_STATIC_ASSERT(2u * 6u * FOLLOW_LINE_MAX + 256u <= FOLLOW_BUFFER_MAX);
 
-static int take_fd(int *fd) {
-        int r = *fd;
-
-        *fd = -1;
-        return r;
-}
-
 typedef enum EventKind {
         EVENT_STATUS,
         EVENT_LOG,

@@ -105,14 +105,7 @@ static Counts counts_get(Manager *m) {
 }
 
 static bool followed(Manager *m) {
-        GHashTableIter it;
-        gpointer v;
-
-        g_hash_table_iter_init(&it, m->streams);
-        while (g_hash_table_iter_next(&it, NULL, &v))
-                if (follow_stream_n_followers(v) > 0)
-                        return true;
-        return false;
+        return m->n_followers > 0;
 }
 
 static Busy busy_get(Manager *m) {

@@ -40,7 +40,6 @@ typedef struct Pending_marker {
         void *userdata;
 } Pending_marker;
 
-static void on_durable_marker(int error, void *userdata);
 
 static int on_dispatch(sd_event_source *s, void *userdata);
 static int on_due(sd_event_source *s, uint64_t usec, void *userdata);
@@ -298,10 +297,32 @@ bool manager_type_paused(Manager *m, const char *type) {
         return g_hash_table_contains(m->paused_types, type);
 }
 
-void manager_set_paused(Manager *m, const char *type, bool paused, ManagerDoneFn done, void *userdata) {
-        g_autoptr(GByteArray) b = g_byte_array_new();
+static void on_durable_marker(int error, void *userdata) {
+        g_autofree Pending_marker *p = userdata;
+
+        p->done(p->manager, error, NULL, p->userdata);
+}
+
+/* Appends a META record (b, begun by the caller) and calls done once it is durable. */
+static void append_meta(Manager *m, GByteArray *b, ManagerDoneFn done, void *userdata) {
         Pending_marker *p = g_new0(Pending_marker, 1);
         int r;
+
+        *p = (Pending_marker) { .manager = m, .done = done, .userdata = userdata };
+        r = store_append(m->store, b->data, b->len, on_durable_marker, p);
+        if (r < 0)
+                on_durable_marker(r, p);
+}
+
+void manager_when_durable(Manager *m, ManagerDoneFn done, void *userdata) {
+        g_autoptr(GByteArray) b = g_byte_array_new();
+
+        record_begin(b, RECORD_META, 0);
+        append_meta(m, b, done, userdata);
+}
+
+void manager_set_paused(Manager *m, const char *type, bool paused, ManagerDoneFn done, void *userdata) {
+        g_autoptr(GByteArray) b = g_byte_array_new();
 
         if (paused)
                 g_hash_table_add(m->paused_types, g_strdup(type));
@@ -311,12 +332,9 @@ void manager_set_paused(Manager *m, const char *type, bool paused, ManagerDoneFn
         if (!paused)
                 manager_queue_dispatch(m);
 
-        *p = (Pending_marker) { .manager = m, .done = done, .userdata = userdata };
         record_begin(b, RECORD_META, 0);
         append_paused(m, b);
-        r = store_append(m->store, b->data, b->len, on_durable_marker, p);
-        if (r < 0)
-                on_durable_marker(r, p);
+        append_meta(m, b, done, userdata);
 }
 
 uint64_t manager_unique_holder(Manager *m, uid_t owner, const char *key) {
@@ -324,24 +342,6 @@ uint64_t manager_unique_holder(Manager *m, uid_t owner, const char *key) {
         uint64_t *holder = g_hash_table_lookup(m->unique_keys, name);
 
         return holder ? *holder : 0;
-}
-
-static void on_durable_marker(int error, void *userdata) {
-        g_autofree Pending_marker *p = userdata;
-
-        p->done(p->manager, error, NULL, p->userdata);
-}
-
-void manager_when_durable(Manager *m, ManagerDoneFn done, void *userdata) {
-        g_autoptr(GByteArray) b = g_byte_array_new();
-        Pending_marker *p = g_new0(Pending_marker, 1);
-        int r;
-
-        *p = (Pending_marker) { .manager = m, .done = done, .userdata = userdata };
-        record_begin(b, RECORD_META, 0);
-        r = store_append(m->store, b->data, b->len, on_durable_marker, p);
-        if (r < 0)
-                on_durable_marker(r, p);
 }
 
 /* Accounts a job in the tables beside m->jobs (which holds it already). */
@@ -699,16 +699,27 @@ void manager_submit(Manager *m, Job *j, ManagerDoneFn done, void *userdata) {
         m->next_id++;
 }
 
+#define TOKEN_BYTES 16
+
+/* 128 random bits in hex: attempt tokens, and names nobody can guess */
+static char *token_new(void) {
+        uint8_t b[TOKEN_BYTES];
+
+        if (getrandom(b, sizeof(b), 0) != sizeof(b))
+                return NULL;
+        return g_strdup_printf("%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x",
+                               b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+                               b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
 int manager_spool_input(Manager *m, Job *j) {
-        g_autofree char *name = NULL;
+        g_autofree char *rnd = token_new(), *name = NULL;
         _cleanup_(closep) int out = -1;
-        uint8_t rnd[8];
         int r;
 
-        if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
-                return -errno;
-        name = g_strdup_printf(".input-%02x%02x%02x%02x%02x%02x%02x%02x",
-                               rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+        if (!rnd)
+                return errno > 0 ? -errno : -EIO;
+        name = g_strconcat(".input-", rnd, NULL);
         out = openat(m->spool_fd, name, O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC, 0600);
         if (out < 0)
                 return -errno;
@@ -789,6 +800,14 @@ void manager_commit(Manager *m, Job *j, uint64_t mask, ManagerDoneFn done, void 
         commit_within(m, j, mask, 0, done, userdata);
 }
 
+/* Progress and heartbeats come often and nobody waits for them to be on disk: they ride the next
+ * batch, or get one of their own within this. */
+#define ADVISORY_COMMIT_WITHIN_USEC (UINT64_C(50) * 1000)
+
+void manager_commit_advisory(Manager *m, Job *j, uint64_t mask) {
+        commit_within(m, j, mask, ADVISORY_COMMIT_WITHIN_USEC, NULL, NULL);
+}
+
 static void place_in_queues(Manager *m, Job *j) {
         scheduler_remove(m->scheduler, j);
         if (j->status == JOB_PENDING || j->status == JOB_SCHEDULED)
@@ -859,7 +878,6 @@ void manager_set_status(Manager *m, Job *j, JobStatus status, uint64_t extra_mas
 
 /* every attempt's scope is jobd-ID.scope: give systemd time to drop the last one */
 #define RETRY_BACKOFF_MIN_USEC (UINT64_C(500) * 1000)
-#define TOKEN_BYTES 16
 /* how long a claim's record may wait for a fsync it can share */
 #define CLAIM_COMMIT_WITHIN_USEC (UINT64_C(10) * 1000)
 
@@ -945,21 +963,10 @@ static Job *pick_next(Manager *m) {
                 if (t->concurrency > 0 && running_of(m, t->name) >= t->concurrency)
                         continue;
                 j = scheduler_peek(m->scheduler, t->name);
-                if (j && (!best || j->priority > best->priority ||
-                          (j->priority == best->priority && j->id < best->id)))
+                if (j && (!best || job_compare_rank(j, best) < 0))
                         best = j;
         }
         return best;
-}
-
-static char *token_new(void) {
-        uint8_t b[TOKEN_BYTES];
-
-        if (getrandom(b, sizeof(b), 0) != sizeof(b))
-                return NULL;
-        return g_strdup_printf("%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x",
-                               b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
-                               b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
 static void on_running_durable(Manager *m, int error, Job *j, void *userdata) {
@@ -1122,8 +1129,7 @@ Job *manager_pick_pending(Manager *m, char *const *types, bool without_input) {
                         continue;
                 Job *j = without_input ? scheduler_find(m->scheduler, *t, has_no_input, NULL) :
                                          scheduler_peek(m->scheduler, *t);
-                if (j && (!best || j->priority > best->priority ||
-                          (j->priority == best->priority && j->id < best->id)))
+                if (j && (!best || job_compare_rank(j, best) < 0))
                         best = j;
         }
         return best;
@@ -1271,8 +1277,7 @@ void manager_progress(Manager *m, Job *j, unsigned percent, const char *message)
         if (s)
                 (void) follow_stream_progress(s, percent, message);
         (void) sd_bus_emit_signal(m->bus, path, JOBD_JOB_INTERFACE, "Progress", "us", percent, message);
-        manager_commit(m, j, JOB_FIELD_BIT(JOB_FIELD_PROGRESS) | JOB_FIELD_BIT(JOB_FIELD_PROGRESS_MESSAGE),
-                       NULL, NULL);
+        manager_commit_advisory(m, j, JOB_FIELD_BIT(JOB_FIELD_PROGRESS) | JOB_FIELD_BIT(JOB_FIELD_PROGRESS_MESSAGE));
 }
 
 void manager_purge(Manager *m, Job *j) {

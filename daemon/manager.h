@@ -134,6 +134,9 @@ void manager_submit(Manager *m, Job *j, ManagerDoneFn done, void *userdata);
 /* The fields in mask were changed on j already: persists them, then announces them
  * (PropertiesChanged; JobChanged when Status is in mask) and calls done (may be NULL). */
 void manager_commit(Manager *m, Job *j, uint64_t mask, ManagerDoneFn done, void *userdata);
+/* The same for a change nobody waits on (progress, a heartbeat's deadline): its record rides the
+ * next batch, or gets its own within 50 ms; announced once durable. */
+void manager_commit_advisory(Manager *m, Job *j, uint64_t mask);
 /* Starts what may start now (from an idle-priority defer source). */
 void manager_queue_dispatch(Manager *m);
 /* Retries wait RetryBackoff=, doubled per attempt up to this. */

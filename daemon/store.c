@@ -55,6 +55,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cleanup.h"
 #include "log.h"
 #include "record.h"
 #include "store.h"
@@ -79,24 +80,6 @@
  * can be crafted to claim long payloads at every offset, which would make the scan quadratic;
  * past this budget the rest of the file is treated as a torn tail. ~0.3 s of CRC. */
 #define STORE_RESYNC_BUDGET       (UINT64_C(1024) * 1024 * 1024)
-
-#define _cleanup_(f) __attribute__((cleanup(f)))
-
-static void closep(int *fd) {
-        if (*fd >= 0) {
-                int saved = errno;
-
-                (void) close(*fd);
-                errno = saved;
-        }
-}
-
-static int take_fd(int *fd) {
-        int r = *fd;
-
-        *fd = -1;
-        return r;
-}
 
 typedef struct StorePending {
         StoreDoneFn done;

@@ -129,6 +129,8 @@ refused("Heartbeat extending by a day and 1 µs", ERR + "InvalidParameters", jb.
 refused("Release with a delay of a day and 1 µs", ERR + "InvalidParameters", jb.Release, c.token,
         dbus.UInt64(24 * 3600 * SEC + 1))
 refused("Fail with an error of 4097 bytes", ERR + "TooLarge", jb.Fail, c.token, "e" * 4097, sv())
+refused("Fail with retry_after_usec of a day and 1 µs", ERR + "InvalidOption", jb.Fail, c.token, "e",
+        sv({"retry_after_usec": dbus.UInt64(24 * 3600 * SEC + 1)}))
 refused("Complete with a result of 1 MiB + 1", ERR + "TooLarge", jb.Complete, c.token,
         '"' + "r" * (MiB - 1) + '"', sv())
 refused("Complete with outputs over OutputQuotaBytes=1K", ERR + "TooLarge", jb.Complete, c.token, "{}",

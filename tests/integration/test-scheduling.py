@@ -34,6 +34,8 @@ jid, path = submit("later", "{}", {"not_before_usec": dbus.UInt64(1)})
 eq(str(job_props(path)["Status"]), "pending", "a not_before_usec in the past is pending at once")
 expect_error("delay_usec with not_before_usec", ERR + "InvalidOption", submit, "later", "{}",
              {"delay_usec": dbus.UInt64(1), "not_before_usec": dbus.UInt64(at)})
+expect_error("not_before_usec 0 with delay_usec (refused by the keys, not the values)", ERR + "InvalidOption",
+             submit, "later", "{}", {"not_before_usec": dbus.UInt64(0), "delay_usec": dbus.UInt64(5_000_000)})
 expect_error("a delay of more than a year", ERR + "InvalidOption", submit, "later", "{}",
              {"delay_usec": dbus.UInt64(400 * 24 * 3600 * 1_000_000)})
 
