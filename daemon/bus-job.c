@@ -381,74 +381,69 @@ static void output_fd_clear(gpointer p) {
 }
 
 /* Reads and checks Complete's options; the fds are borrowed from the message. */
-static int read_complete_options(sd_bus_message *msg, Manager *m, GArray *outputs, sd_bus_error *error) {
-        uint64_t total = 0;
-        const char *key;
+typedef struct CompleteOptions {
+        Manager *manager;
+        GArray *outputs;                /* OutputFd */
+        uint64_t total;
+} CompleteOptions;
+
+static int complete_option_entry(sd_bus_message *msg, const char *key, void *userdata, sd_bus_error *error) {
+        CompleteOptions *c = userdata;
         int r;
 
-        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
+        if (!g_str_equal(key, "outputs"))
+                return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                  "Unknown Complete option '%s'; the only one is outputs (a{sh}).", key);
+        r = bus_enter_option(msg, key, "a{sh}", error);
         if (r < 0)
                 return r;
-        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
-                r = sd_bus_message_read_basic(msg, 's', &key);
-                if (r < 0)
-                        return r;
-                if (!g_str_equal(key, "outputs"))
-                        return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
-                                          "Unknown Complete option '%s'; the only one is outputs (a{sh}).", key);
-                r = bus_enter_option(msg, key, "a{sh}", error);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_enter_container(msg, 'a', "{sh}");
-                if (r < 0)
-                        return r;
-                while ((r = sd_bus_message_enter_container(msg, 'e', "sh")) > 0) {
-                        OutputFd o = {};
-                        const char *name;
-                        struct stat st;
+        r = sd_bus_message_enter_container(msg, 'a', "{sh}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(msg, 'e', "sh")) > 0) {
+                OutputFd o = {};
+                const char *name;
+                struct stat st;
 
-                        r = sd_bus_message_read(msg, "sh", &name, &o.fd);
-                        if (r < 0)
-                                return r;
-                        if (!filename_is_plain(name))
-                                return bus_refuse(error, JOBD_ERROR_INVALID_PARAMETERS,
-                                                  "Output name '%s' is not a plain file name (no '/', not '.' "
-                                                  "or '..', at most 255 bytes).", name);
-                        for (guint i = 0; i < outputs->len; i++)
-                                if (g_str_equal(g_array_index(outputs, OutputFd, i).name, name))
-                                        return bus_refuse(error, JOBD_ERROR_INVALID_PARAMETERS,
-                                                          "Output '%s' is given twice.", name);
-                        /* a pipe could keep the daemon reading forever */
-                        if (fstat(o.fd, &st) < 0 || !S_ISREG(st.st_mode))
-                                return bus_refuse(error, JOBD_ERROR_INVALID_PARAMETERS,
-                                                  "Output '%s' is not a regular file or memfd; pass one of "
-                                                  "those (a pipe cannot be copied without blocking).", name);
-                        o.size = (uint64_t) st.st_size;
-                        if (outputs->len >= EXECUTE_OUTPUTS_MAX || o.size > m->config.output_quota_bytes - total)
-                                return bus_refuse(error, JOBD_ERROR_TOO_LARGE,
-                                                  "Outputs exceed OutputQuotaBytes=%" G_GUINT64_FORMAT
-                                                  " bytes or %u files.", m->config.output_quota_bytes,
-                                                  EXECUTE_OUTPUTS_MAX);
-                        total += o.size;
-                        o.name = g_strdup(name);
-                        g_array_append_val(outputs, o);
-                        r = sd_bus_message_exit_container(msg);
-                        if (r < 0)
-                                return r;
-                }
+                r = sd_bus_message_read(msg, "sh", &name, &o.fd);
                 if (r < 0)
                         return r;
-                r = sd_bus_message_exit_container(msg);         /* a{sh} */
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(msg); /* variant */
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(msg); /* entry */
+                if (!filename_is_plain(name))
+                        return bus_refuse(error, JOBD_ERROR_INVALID_PARAMETERS,
+                                          "Output name '%s' is not a plain file name (no '/', not '.' "
+                                          "or '..', at most 255 bytes).", name);
+                for (guint i = 0; i < c->outputs->len; i++)
+                        if (g_str_equal(g_array_index(c->outputs, OutputFd, i).name, name))
+                                return bus_refuse(error, JOBD_ERROR_INVALID_PARAMETERS,
+                                                  "Output '%s' is given twice.", name);
+                /* a pipe could keep the daemon reading forever */
+                if (fstat(o.fd, &st) < 0 || !S_ISREG(st.st_mode))
+                        return bus_refuse(error, JOBD_ERROR_INVALID_PARAMETERS,
+                                          "Output '%s' is not a regular file or memfd; pass one of "
+                                          "those (a pipe cannot be copied without blocking).", name);
+                o.size = (uint64_t) st.st_size;
+                if (c->outputs->len >= EXECUTE_OUTPUTS_MAX ||
+                    o.size > c->manager->config.output_quota_bytes - c->total)
+                        return bus_refuse(error, JOBD_ERROR_TOO_LARGE,
+                                          "Outputs exceed OutputQuotaBytes=%" G_GUINT64_FORMAT
+                                          " bytes or %u files.", c->manager->config.output_quota_bytes,
+                                          EXECUTE_OUTPUTS_MAX);
+                c->total += o.size;
+                o.name = g_strdup(name);
+                g_array_append_val(c->outputs, o);
+                r = sd_bus_message_exit_container(msg);
                 if (r < 0)
                         return r;
         }
         if (r < 0)
                 return r;
-        return sd_bus_message_exit_container(msg);
+        return sd_bus_message_exit_container(msg);      /* a{sh} */
+}
+
+static int read_complete_options(sd_bus_message *msg, Manager *m, GArray *outputs, sd_bus_error *error) {
+        CompleteOptions c = { .manager = m, .outputs = outputs };
+
+        return bus_read_vardict(msg, complete_option_entry, &c, error);
 }
 
 /* Copies the outputs into spool/ID/outputs: first under temporary names, then renamed, so a

@@ -515,78 +515,68 @@ static int read_strv_option(sd_bus_message *msg, const char *key, char ***ret, s
         return 0;
 }
 
-static int read_list_filter(sd_bus_message *msg, ListFilter *f, sd_bus_error *error) {
-        const char *key;
+static int list_filter_entry(sd_bus_message *msg, const char *key, void *userdata, sd_bus_error *error) {
+        ListFilter *f = userdata;
+        g_auto(GStrv) v = NULL;
         int r;
 
-        f->limit = LIST_LIMIT_MAX;
-        r = sd_bus_message_enter_container(msg, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
-                r = sd_bus_message_read_basic(msg, 's', &key);
+        if (g_str_equal(key, "status")) {
+                r = read_strv_option(msg, key, &v, error);
                 if (r < 0)
                         return r;
-
-                if (g_str_equal(key, "status")) {
-                        g_auto(GStrv) v = NULL;
-                        r = read_strv_option(msg, key, &v, error);
-                        if (r < 0)
-                                return r;
-                        f->statuses = f->statuses ?: g_hash_table_new(g_direct_hash, g_direct_equal);
-                        for (char **s = v; s && *s; s++) {
-                                JobStatus st = job_status_from_string(*s);
-                                if (st < 0)
-                                        return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
-                                                          "Unknown status '%s' in the filter; use pending, "
-                                                          "scheduled, blocked, running, succeeded, failed "
-                                                          "or cancelled.", *s);
-                                g_hash_table_add(f->statuses, GINT_TO_POINTER(st + 1));
-                        }
-                } else if (g_str_equal(key, "type")) {
-                        g_auto(GStrv) v = NULL;
-                        r = read_strv_option(msg, key, &v, error);
-                        if (r < 0)
-                                return r;
-                        f->types = f->types ?: g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-                        for (char **s = v; s && *s; s++)
-                                g_hash_table_add(f->types, g_strdup(*s));
-                } else if (g_str_equal(key, "owner")) {
-                        r = bus_enter_option(msg, key, "u", error);
-                        if (r < 0)
-                                return r;
-                        r = sd_bus_message_read_basic(msg, 'u', &f->owner);
-                        f->has_owner = true;
-                } else if (g_str_equal(key, "limit")) {
-                        r = bus_enter_option(msg, key, "u", error);
-                        if (r < 0)
-                                return r;
-                        r = sd_bus_message_read_basic(msg, 'u', &f->limit);
-                        if (r >= 0 && (f->limit == 0 || f->limit > LIST_LIMIT_MAX))
+                f->statuses = g_hash_table_new(g_direct_hash, g_direct_equal);
+                for (char **s = v; *s; s++) {
+                        JobStatus st = job_status_from_string(*s);
+                        if (st < 0)
                                 return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
-                                                  "Filter 'limit' is %u; it must be between 1 and %u. "
-                                                  "Page on with after_id.", f->limit, LIST_LIMIT_MAX);
-                } else if (g_str_equal(key, "after_id")) {
-                        r = bus_enter_option(msg, key, "t", error);
-                        if (r < 0)
-                                return r;
-                        r = sd_bus_message_read_basic(msg, 't', &f->after_id);
-                } else
-                        return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
-                                          "Unknown filter '%s'; use status (as), type (as), owner (u), "
-                                          "limit (u) or after_id (t).", key);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(msg);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(msg);
-                if (r < 0)
-                        return r;
+                                                  "Unknown status '%s' in the filter; use pending, "
+                                                  "scheduled, blocked, running, succeeded, failed "
+                                                  "or cancelled.", *s);
+                        g_hash_table_add(f->statuses, GINT_TO_POINTER(st + 1));
+                }
+                return 0;
         }
-        if (r < 0)
+        if (g_str_equal(key, "type")) {
+                r = read_strv_option(msg, key, &v, error);
+                if (r < 0)
+                        return r;
+                f->types = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+                for (char **s = v; *s; s++)
+                        g_hash_table_add(f->types, g_strdup(*s));
+                return 0;
+        }
+        if (g_str_equal(key, "owner")) {
+                r = bus_enter_option(msg, key, "u", error);
+                if (r < 0)
+                        return r;
+                f->has_owner = true;
+                return sd_bus_message_read_basic(msg, 'u', &f->owner);
+        }
+        if (g_str_equal(key, "limit")) {
+                r = bus_enter_option(msg, key, "u", error);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_read_basic(msg, 'u', &f->limit);
+                if (r >= 0 && (f->limit == 0 || f->limit > LIST_LIMIT_MAX))
+                        return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                                          "Filter 'limit' is %u; it must be between 1 and %u. "
+                                          "Page on with after_id.", f->limit, LIST_LIMIT_MAX);
                 return r;
-        return sd_bus_message_exit_container(msg);
+        }
+        if (g_str_equal(key, "after_id")) {
+                r = bus_enter_option(msg, key, "t", error);
+                if (r < 0)
+                        return r;
+                return sd_bus_message_read_basic(msg, 't', &f->after_id);
+        }
+        return bus_refuse(error, JOBD_ERROR_INVALID_OPTION,
+                          "Unknown filter '%s'; use status (as), type (as), owner (u), "
+                          "limit (u) or after_id (t).", key);
+}
+
+static int read_list_filter(sd_bus_message *msg, ListFilter *f, sd_bus_error *error) {
+        f->limit = LIST_LIMIT_MAX;
+        return bus_read_vardict(msg, list_filter_entry, f, error);
 }
 
 static bool list_filter_match(const ListFilter *f, const Job *j) {

@@ -55,6 +55,9 @@ ok(r.returncode != 0 and "twice" in r.stderr, "an option given twice is refused"
 r = run("busctl", "call", "org.jobd.Jobd1", "/org/jobd/Jobd1", "org.jobd.Jobd1.Manager", "Submit", "ssa{sv}",
         "echo", "{}", "1", "resources", "a{sv}", "2", "nice", "i", "1", "nice", "i", "2")
 ok(r.returncode != 0 and "twice" in r.stderr, "a resource given twice is refused", r.stderr)
+r = run("busctl", "call", "org.jobd.Jobd1", "/org/jobd/Jobd1", "org.jobd.Jobd1.Manager", "List", "a{sv}",
+        "2", "limit", "u", "1", "limit", "u", "2")
+ok(r.returncode != 0 and "'limit' is given twice" in r.stderr, "a List filter given twice is refused", r.stderr)
 
 rows = manager().List(dbus.Dictionary({}, signature="sv"))
 eq([int(r[0]) for r in rows], [int(first)], "no refused Submit created a job")
