@@ -21,7 +21,6 @@
 #include "lease.h"
 #include "params.h"
 #include <sys/stat.h>
-#include <systemd/sd-journal.h>
 #include "bus-util.h"
 #include "jobd-names.h"
 #include "log.h"
@@ -342,7 +341,6 @@ static int method_heartbeat(sd_bus_message *msg, void *userdata, sd_bus_error *e
 static int method_log(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Job *j = userdata;
         const char *token, *data;
-        FollowStream *s;
         int r;
 
         r = sd_bus_message_read(msg, "ss", &token, &data);
@@ -355,16 +353,11 @@ static int method_log(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
                 return bus_refuse(error, JOBD_ERROR_TOO_LARGE,
                                   "Log data is %zu bytes; at most %u per call.", strlen(data), LOG_DATA_MAX);
 
-        s = manager_get_stream(j->manager, j, true);
         for (const char *p = data; *p;) {
                 const char *nl = strchr(p, '\n');
                 size_t n = nl ? (size_t) (nl - p) : strlen(p);
 
-                sd_journal_send("MESSAGE=%.*s", (int) n, p, "PRIORITY=6", "SYSLOG_IDENTIFIER=jobd-job",
-                                "JOBD_JOB_ID=%" G_GUINT64_FORMAT, j->id, "JOBD_TYPE=%s", j->type,
-                                "JOBD_WORKER=%s", j->worker ?: "", NULL);
-                if (s)
-                        (void) follow_stream_log(s, p, n);
+                manager_job_log(j->manager, j, p, n);
                 p += n + (nl ? 1 : 0);
         }
         return sd_bus_reply_method_return(msg, NULL);

@@ -25,7 +25,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <json-glib/json-glib.h>
-#include <systemd/sd-journal.h>
 
 #include "cleanup.h"
 #include "execute.h"
@@ -321,27 +320,9 @@ static void on_started(Execution *e, void *userdata) {
 static void on_log(Execution *e, const char *line, size_t size, void *userdata) {
         ExecContext *c = userdata;
         Job *j = context_job(c);
-        g_autofree char *id_field = NULL, *type_field = NULL, *message = NULL;
-        FollowStream *s;
 
-        if (!j)
-                return;
-        /* the journal takes bytes; the field carries the line as the job wrote it */
-        message = g_strdup_printf("MESSAGE=%.*s", (int) size, line);
-        id_field = g_strdup_printf("JOBD_JOB_ID=%" G_GUINT64_FORMAT, j->id);
-        type_field = g_strdup_printf("JOBD_TYPE=%s", j->type);
-        struct iovec iov[] = {
-                { .iov_base = message, .iov_len = strlen("MESSAGE=") + size },
-                { .iov_base = (char *) "PRIORITY=6", .iov_len = strlen("PRIORITY=6") },
-                { .iov_base = (char *) "SYSLOG_IDENTIFIER=jobd-job", .iov_len = strlen("SYSLOG_IDENTIFIER=jobd-job") },
-                { .iov_base = id_field, .iov_len = strlen(id_field) },
-                { .iov_base = type_field, .iov_len = strlen(type_field) },
-        };
-        (void) sd_journal_sendv(iov, G_N_ELEMENTS(iov));
-
-        s = manager_get_stream(c->manager, j, true);
-        if (s)
-                (void) follow_stream_log(s, line, size);
+        if (j)
+                manager_job_log(c->manager, j, line, size);
 }
 
 static char *result_from_stdout(const RunResult *r) {

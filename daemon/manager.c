@@ -15,7 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <sys/random.h>
+#include <sys/uio.h>
 #include <systemd/sd-daemon.h>
+#include <systemd/sd-journal.h>
 
 #include "auth.h"
 #include "bus-job.h"
@@ -1263,6 +1265,31 @@ void manager_retry(Manager *m, Job *j, ManagerDoneFn done, void *userdata) {
                    JOB_FIELD_BIT(JOB_FIELD_ERROR) | JOB_FIELD_BIT(JOB_FIELD_RESULT) |
                    JOB_FIELD_BIT(JOB_FIELD_EXPIRE_AT),
                    done, userdata);
+}
+
+void manager_job_log(Manager *m, Job *j, const char *line, size_t size) {
+        g_autofree char *message = g_malloc(strlen("MESSAGE=") + size);
+        g_autofree char *id_field = g_strdup_printf("JOBD_JOB_ID=%" G_GUINT64_FORMAT, j->id);
+        g_autofree char *type_field = g_strconcat("JOBD_TYPE=", j->type, NULL);
+        g_autofree char *worker_field = j->worker ? g_strconcat("JOBD_WORKER=", j->worker, NULL) : NULL;
+        FollowStream *s;
+
+        /* the journal takes bytes: the field carries the line as the job wrote it */
+        memcpy(message, "MESSAGE=", strlen("MESSAGE="));
+        memcpy(message + strlen("MESSAGE="), line, size);
+        struct iovec iov[] = {
+                { .iov_base = message, .iov_len = strlen("MESSAGE=") + size },
+                { .iov_base = (char *) "PRIORITY=6", .iov_len = strlen("PRIORITY=6") },
+                { .iov_base = (char *) "SYSLOG_IDENTIFIER=jobd-job", .iov_len = strlen("SYSLOG_IDENTIFIER=jobd-job") },
+                { .iov_base = id_field, .iov_len = strlen(id_field) },
+                { .iov_base = type_field, .iov_len = strlen(type_field) },
+                { .iov_base = worker_field, .iov_len = worker_field ? strlen(worker_field) : 0 },
+        };
+        (void) sd_journal_sendv(iov, G_N_ELEMENTS(iov) - (worker_field ? 0 : 1));
+
+        s = manager_get_stream(m, j, true);
+        if (s)
+                (void) follow_stream_log(s, line, size);
 }
 
 void manager_progress(Manager *m, Job *j, unsigned percent, const char *message) {

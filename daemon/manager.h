@@ -162,6 +162,10 @@ void manager_retry(Manager *m, Job *j, ManagerDoneFn done, void *userdata);
 /* Removes a finished job for good: a PURGE record, its spool folder and workspace, its Follow
  * stream (followers get EOF) and its object. */
 void manager_purge(Manager *m, Job *j);
+/* One line of a job's log (its stderr, or a worker's Log): to the journal with JOBD_JOB_ID=,
+ * JOBD_TYPE= (and JOBD_WORKER= for a worker's), and into its Follow stream. size counts bytes; the
+ * line may hold any, NULs included. */
+void manager_job_log(Manager *m, Job *j, const char *line, size_t size);
 /* Records a progress report of the running attempt and announces it. */
 void manager_progress(Manager *m, Job *j, unsigned percent, const char *message);
 

@@ -155,6 +155,13 @@ gaps = [b - a for a, b in zip(runs, runs[1:])]
 ok(all(g >= 500_000 for g in gaps), "with the backoff between them (at least 0.5 s, RetryBackoff=200ms doubled)", gaps)
 ok(all(g < 500_000 * 1.25 + 1_000_000 for g in gaps), "and no more than the backoff, its jitter and a run", gaps)
 
+# a stderr line with a NUL byte reaches the journal and Follow whole (jobd counts bytes, not C strings)
+jid = sh("printf 'nul\\000byte\\n' >&2")
+finished(jid)
+events = follow_events(jid)
+ok(any(e["event"] == "log" and e["data"] == "nul\u0000byte" for e in events),
+   "a log line with a NUL byte is kept whole", events)
+
 # progress from inside the job, and Follow: history, then live, then EOF
 jid = sh(f"{JOBCTL} progress 40 resizing; echo line-one >&2; sleep 1; echo line-two >&2")
 status_is(jid, "running")
