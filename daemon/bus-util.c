@@ -138,6 +138,26 @@ static bool caller_has_group(const Caller *c, gid_t gid) {
         return false;
 }
 
+/* A group's gid by name. A group entry lists its members, so a big group needs a big buffer:
+ * grown on ERANGE up to 1 MiB, rather than refusing its members. */
+static bool group_gid(const char *name, gid_t *ret) {
+        size_t size = 4096;
+
+        for (;;) {
+                g_autofree char *buf = g_malloc(size);
+                struct group gr, *result = NULL;
+                int r = getgrnam_r(name, &gr, buf, size, &result);
+
+                if (r == 0 && result) {
+                        *ret = result->gr_gid;
+                        return true;
+                }
+                if (r != ERANGE || size >= 1024 * 1024)
+                        return false;
+                size *= 2;
+        }
+}
+
 bool caller_in_lists(const Caller *c, char *const *users, char *const *groups) {
         uint32_t id;
 
@@ -146,8 +166,7 @@ bool caller_in_lists(const Caller *c, char *const *users, char *const *groups) {
                         return true;
         }
         for (char *const *g = groups; g && *g; g++) {
-                struct group gr, *result = NULL;
-                char buf[4096];
+                gid_t gid;
 
                 if (parse_id(*g, &id)) {
                         if (caller_has_group(c, id))
@@ -155,8 +174,7 @@ bool caller_in_lists(const Caller *c, char *const *users, char *const *groups) {
                         continue;
                 }
                 /* group names resolve now, so a group created after the type file loaded counts */
-                if (getgrnam_r(*g, &gr, buf, sizeof(buf), &result) == 0 && result &&
-                    caller_has_group(c, result->gr_gid))
+                if (group_gid(*g, &gid) && caller_has_group(c, gid))
                         return true;
         }
         return false;

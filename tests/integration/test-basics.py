@@ -117,6 +117,21 @@ ok(r.returncode == 0, "a member of a group in SubmitGroups= submits (groups come
 r = submit_as("groupwise", 2001)
 ok(r.returncode != 0 and "AccessDenied" in r.stderr, "the same user without that group is refused", r.stderr)
 
+# a group whose entry is bigger than NSS's usual buffer (many members) still admits its members
+members = ",".join(["jobdtest2"] + [f"member{i:05d}" for i in range(2000)])
+with open("/etc/group") as f:                     # the world's /etc overlay, never the host's
+    groups_before = f.read()
+try:
+    with open("/etc/group", "a") as f:
+        f.write(f"jobdbig:x:2300:{members}\n")
+    write_type("bigwise", "[Type]\nDescription=Big group only\nSubmitGroups=jobdbig\n")
+    manager().Reload()
+    r = submit_as("bigwise", 2002, init_groups=True)
+    ok(r.returncode == 0, f"a member of a group with a {len(members)}-byte member list submits", r.stderr)
+finally:
+    with open("/etc/group", "w") as f:            # later tests count jobdtest2's groups
+        f.write(groups_before)
+
 # Reload picks up a new type; root only
 write_type("later", "[Type]\nDescription=Added later\n")
 r = run("gdbus", "call", "--system", "--dest", "org.jobd.Jobd1", "--object-path", "/org/jobd/Jobd1",
