@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <string.h>
 
 #include "jobctl-bus.h"
@@ -361,4 +362,19 @@ int parse_job_id(const char *s, uint64_t *ret) {
 
 char *job_object_path(uint64_t id) {
         return g_strdup_printf(JOBD_JOB_PATH_PREFIX "/%" PRIu64, id);
+}
+
+int event_add_exit_signals(sd_event *event, sd_event_signal_handler_t handler, void *userdata) {
+        sigset_t mask;
+        int r;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return -errno;
+        r = sd_event_add_signal(event, NULL, SIGINT, handler, userdata);
+        if (r < 0)
+                return r;
+        return sd_event_add_signal(event, NULL, SIGTERM, handler, userdata);
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <glib.h>
 #include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
 
 /* libsystemd ships the sd_bus_*_unrefp functions, not the macro that uses them */
 #ifndef _cleanup_
@@ -49,3 +50,7 @@ char *variant_to_text(GVariant *v);
 /* "42" → 42; ids start at 1. -EINVAL otherwise. */
 int parse_job_id(const char *s, uint64_t *ret);
 char *job_object_path(uint64_t id);
+
+/* Blocks SIGINT and SIGTERM and watches them in the loop (a signalfd underneath): a long-running
+ * verb ends cleanly on Ctrl-C or systemctl stop. */
+int event_add_exit_signals(sd_event *event, sd_event_signal_handler_t handler, void *userdata);

@@ -46,17 +46,6 @@ static char *command_prefix(const Context *c) {
         return g_strdup_printf("%s%s", program_invocation_short_name, c->args.user ? " --user" : "");
 }
 
-/* Blocks sig, then watches it in the loop (signalfd underneath). */
-static int add_signal(sd_event *event, int sig, sd_event_signal_handler_t handler, void *userdata) {
-        sigset_t mask;
-
-        sigemptyset(&mask);
-        sigaddset(&mask, sig);
-        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-                return -errno;
-        return sd_event_add_signal(event, NULL, sig, handler, userdata);
-}
-
 static int loop_write(int fd, const char *buf, size_t size) {
         while (size > 0) {
                 ssize_t n = write(fd, buf, size);
@@ -434,9 +423,7 @@ static int run_wait(Context *c, sd_bus *bus, uint64_t id, const char *path) {
                 return log_error_errno(r, "Failed to keep the bus open: %m");
 
         /* signals are ours from before the first event: a Ctrl-C now cancels this job */
-        r = add_signal(w.event, SIGINT, on_run_signal, &w);
-        if (r >= 0)
-                r = add_signal(w.event, SIGTERM, on_run_signal, &w);
+        r = event_add_exit_signals(w.event, on_run_signal, &w);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch signals: %m");
 
@@ -748,9 +735,7 @@ static int verb_follow(Context *c, int argc, char *argv[]) {
         if (r < 0)
                 return log_error_errno(r, "Failed to watch the event stream: %m");
 
-        r = add_signal(event, SIGINT, on_follow_signal, &v);
-        if (r >= 0)
-                r = add_signal(event, SIGTERM, on_follow_signal, &v);
+        r = event_add_exit_signals(event, on_follow_signal, &v);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch signals: %m");
 

@@ -434,7 +434,6 @@ int verb_top(Context *c, int argc, char *argv[]) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         g_autoptr(GTree) jobs = g_tree_new_full(id_compare, NULL, NULL, top_job_free);
         Top t = { .context = c, .jobs = jobs, .tty = isatty(STDOUT_FILENO) };
-        sigset_t mask;
         int r;
 
         if (c->args.json != JSON_OFF)
@@ -464,14 +463,7 @@ int verb_top(Context *c, int argc, char *argv[]) {
         r = sd_bus_attach_event(t.bus, event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
                 return log_error_errno(r, "Failed to attach the bus: %m");
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGTERM);
-        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-                return log_error_errno(errno, "Failed to block signals: %m");
-        r = sd_event_add_signal(event, NULL, SIGINT, on_signal, NULL);
-        if (r >= 0)
-                r = sd_event_add_signal(event, NULL, SIGTERM, on_signal, NULL);
+        r = event_add_exit_signals(event, on_signal, NULL);
         if (r >= 0)
                 r = sd_event_add_time(event, &t.redraw, CLOCK_MONOTONIC, 0, 0, on_redraw, &t);
         if (r >= 0 && t.tty)

@@ -928,23 +928,14 @@ static int on_signal(sd_event_source *source, const struct signalfd_siginfo *si,
 }
 
 static int block_signals(sd_event *event, Worker *w) {
-        static const int sigs[] = { SIGTERM, SIGINT };
         sigset_t mask;
-        int r;
 
         /* SIGCHLD too: sd-event watches children only with it blocked */
         sigemptyset(&mask);
         sigaddset(&mask, SIGCHLD);
-        for (size_t i = 0; i < G_N_ELEMENTS(sigs); i++)
-                sigaddset(&mask, sigs[i]);
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return -errno;
-        for (size_t i = 0; i < G_N_ELEMENTS(sigs); i++) {
-                r = sd_event_add_signal(event, NULL, sigs[i], on_signal, w);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        return event_add_exit_signals(event, on_signal, w);
 }
 
 int worker_run(const WorkerOptions *o) {
