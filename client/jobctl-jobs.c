@@ -203,7 +203,9 @@ int submit_check_options(const Args *a) {
         return 0;
 }
 
-int submit_append_options(sd_bus_message *m, const Args *a, int input_fd) {
+/* Their Submit options as {sv} entries, into an a{sv} the caller opened; input_fd (or -1) as
+ * input, duplicated into the message. */
+static int submit_append_options(sd_bus_message *m, const Args *a, int input_fd) {
         int r;
 
         if (input_fd >= 0) {
@@ -276,16 +278,39 @@ int submit_append_options(sd_bus_message *m, const Args *a, int input_fd) {
         return 0;
 }
 
-static int append_submit_options(sd_bus_message *m, const Args *a, int input_fd) {
+int submit_call(sd_bus *bus, const char *type, const char *parameters, const Args *a, int input_fd,
+                SubmitExtraFn extra, const char *what, uint64_t *ret_id, char **ret_path) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        const char *path;
         int r;
 
-        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        r = sd_bus_message_new_method_call(bus, &m, JOBD_BUS_NAME, JOBD_MANAGER_PATH,
+                                           JOBD_MANAGER_INTERFACE, "Submit");
         if (r < 0)
-                return r;
-        r = submit_append_options(m, a, input_fd);
+                return log_error_errno(r, "Failed to create Submit call: %m");
+        r = sd_bus_message_append(m, "ss", type, parameters);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0)
+                r = submit_append_options(m, a, input_fd);
+        if (r >= 0 && extra)
+                r = extra(m, a);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
         if (r < 0)
+                return log_error_errno(r, "Failed to append options: %m");
+
+        r = sd_bus_call(bus, m, 0, &error, &reply);
+        if (r < 0) {
+                log_error("Failed to %s: %s", what, bus_error_message(&error, r));
                 return r;
-        return sd_bus_message_close_container(m);
+        }
+        r = sd_bus_message_read(reply, "to", ret_id, &path);
+        if (r < 0)
+                return log_error_errno(r, "Failed to parse Submit reply: %m");
+        *ret_path = g_strdup(path);
+        return 0;
 }
 
 int submit_print(const Context *c, uint64_t id, const char *path) {
@@ -310,11 +335,9 @@ int submit_print(const Context *c, uint64_t id, const char *path) {
 }
 
 static int verb_submit(Context *c, int argc, char *argv[]) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        g_autofree char *parameters = NULL;
+        g_autofree char *parameters = NULL, *path = NULL;
         _cleanup_(closep) int input_fd = -1;
-        const char *type = argv[1], *path;
+        const char *type = argv[1];
         sd_bus *bus;
         uint64_t id;
         int r;
@@ -352,27 +375,9 @@ static int verb_submit(Context *c, int argc, char *argv[]) {
         if (r != 0)
                 return r;
 
-        r = sd_bus_message_new_method_call(bus, &m, JOBD_BUS_NAME, JOBD_MANAGER_PATH,
-                                           JOBD_MANAGER_INTERFACE, "Submit");
+        r = submit_call(bus, type, parameters, &c->args, input_fd, NULL, "submit job", &id, &path);
         if (r < 0)
-                return log_error_errno(r, "Failed to create Submit call: %m");
-        r = sd_bus_message_append(m, "ss", type, parameters);
-        if (r < 0)
-                return log_error_errno(r, "Failed to append parameters: %m");
-        r = append_submit_options(m, &c->args, input_fd);
-        if (r < 0)
-                return log_error_errno(r, "Failed to append options: %m");
-
-        r = sd_bus_call(bus, m, 0, &error, &reply);
-        if (r < 0) {
-                log_error("Failed to submit job: %s", bus_error_message(&error, r));
                 return r;
-        }
-
-        r = sd_bus_message_read(reply, "to", &id, &path);
-        if (r < 0)
-                return log_error_errno(r, "Failed to parse Submit reply: %m");
-
         return submit_print(c, id, path);
 }
 

@@ -21,8 +21,10 @@ int submit_check_options(const Args *a);
 int submit_open_input(const Args *a, int *ret_fd);
 /* An fd needs a connection that passes them: not the SSH transport of --host=. */
 int submit_check_input_bus(const Context *c, sd_bus *bus, int input_fd);
-/* Their Submit options as {sv} entries, into an a{sv} the caller opened; input_fd (or -1) as
- * input, duplicated into the message. */
-int submit_append_options(sd_bus_message *m, const Args *a, int input_fd);
+/* Submit(type, parameters, options from a and input_fd, and what extra appends): the new job's id
+ * and path. what completes "Failed to …" in the message on error. */
+typedef int (*SubmitExtraFn)(sd_bus_message *m, const Args *a);
+int submit_call(sd_bus *bus, const char *type, const char *parameters, const Args *a, int input_fd,
+                SubmitExtraFn extra, const char *what, uint64_t *ret_id, char **ret_path);
 /* A new job's id: the number alone (ID=$(jobctl submit ...)), or with --json an object. */
 int submit_print(const Context *c, uint64_t id, const char *path);

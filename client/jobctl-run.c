@@ -183,42 +183,6 @@ static int append_resources(sd_bus_message *m, const Args *a) {
         return sd_bus_message_close_container(m);
 }
 
-static int run_submit(Context *c, sd_bus *bus, const char *parameters, int input_fd, uint64_t *ret_id,
-                      char **ret_path) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        const char *path;
-        int r;
-
-        r = sd_bus_message_new_method_call(bus, &m, JOBD_BUS_NAME, JOBD_MANAGER_PATH,
-                                           JOBD_MANAGER_INTERFACE, "Submit");
-        if (r < 0)
-                return log_error_errno(r, "Failed to create Submit call: %m");
-        r = sd_bus_message_append(m, "ss", EXEC_TYPE, parameters);
-        if (r >= 0)
-                r = sd_bus_message_open_container(m, 'a', "{sv}");
-        if (r >= 0)
-                r = submit_append_options(m, &c->args, input_fd);
-        if (r >= 0)
-                r = append_resources(m, &c->args);
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to append options: %m");
-
-        r = sd_bus_call(bus, m, 0, &error, &reply);
-        if (r < 0) {
-                log_error("Failed to run command: %s", bus_error_message(&error, r));
-                return r;
-        }
-        r = sd_bus_message_read(reply, "to", ret_id, &path);
-        if (r < 0)
-                return log_error_errno(r, "Failed to parse Submit reply: %m");
-
-        *ret_path = g_strdup(path);
-        return 0;
-}
-
 /* run: following to the end */
 
 typedef struct RunWait {
@@ -471,7 +435,8 @@ static int verb_run(Context *c, int argc, char *argv[]) {
         if (r != 0)
                 return r;
 
-        r = run_submit(c, bus, parameters, input_fd, &id, &path);
+        r = submit_call(bus, EXEC_TYPE, parameters, &c->args, input_fd, append_resources, "run command",
+                        &id, &path);
         if (r < 0)
                 return r;
 
