@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "bus-util.h"
+#include "parse-util.h"
 #include "jobd-names.h"
 #include "manager.h"
 
@@ -116,16 +117,13 @@ int bus_query_caller(sd_bus_message *m, GHashTable *cache, Caller *ret) {
         return 0;
 }
 
+/* A uid or gid written as a number; (uid_t) -1 is nobody's */
 static bool parse_id(const char *s, uint32_t *ret) {
-        char *end;
-        guint64 v;
+        unsigned v;
 
-        if (!g_ascii_isdigit(*s))
+        if (parse_unsigned(s, &v) < 0 || v == UINT32_MAX)
                 return false;
-        v = g_ascii_strtoull(s, &end, 10);
-        if (*end || v >= UINT32_MAX)
-                return false;
-        *ret = (uint32_t) v;
+        *ret = v;
         return true;
 }
 

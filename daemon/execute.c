@@ -31,6 +31,7 @@
 #include "follow.h"
 #include "fs-util.h"
 #include "log.h"
+#include "parse-util.h"
 #include "params.h"
 
 typedef struct ExecContext {
@@ -141,9 +142,10 @@ static gboolean launch_from_exec_parameters(Launch *l, const char *parameters, G
 /* The passwd entry of the type's User= (a name or a uid), NULL if none. */
 static struct passwd *type_user(const JobType *t, struct passwd *pw, char *buf, size_t size) {
         struct passwd *result = NULL;
+        unsigned uid;
 
-        if (g_ascii_isdigit(t->user[0]))
-                (void) getpwuid_r((uid_t) g_ascii_strtoull(t->user, NULL, 10), pw, buf, size, &result);
+        if (parse_unsigned(t->user, &uid) >= 0)
+                (void) getpwuid_r((uid_t) uid, pw, buf, size, &result);
         else
                 (void) getpwnam_r(t->user, pw, buf, size, &result);
         return result;

@@ -47,8 +47,7 @@ static int on_dispatch(sd_event_source *s, void *userdata);
 static int on_due(sd_event_source *s, uint64_t usec, void *userdata);
 static void stream_destroy(gpointer s);
 static void on_unfollowed(void *userdata);
-static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata);
-#define STREAM_SWEEP_USEC (UINT64_C(30) * 1000000)
+static int on_sweep(sd_event_source *s, void *userdata);
 static void free_execution_context(gpointer key, gpointer value, gpointer userdata);
 static void running_count_add(Manager *m, const char *type, int delta);
 static void manager_arm_due(Manager *m);
@@ -183,11 +182,11 @@ int manager_new(Manager **ret, bool user_mode) {
 
         lease_setup(m);
 
-        r = sd_event_add_time_relative(m->event, &m->sweep_source, CLOCK_MONOTONIC, STREAM_SWEEP_USEC, 0,
-                                       on_sweep, m);
+        /* armed when a follower leaves: its stream may be done with (not from inside the stream) */
+        r = sd_event_add_defer(m->event, &m->sweep_source, on_sweep, m);
         if (r < 0)
                 return r;
-        (void) sd_event_source_set_enabled(m->sweep_source, SD_EVENT_ON);
+        (void) sd_event_source_set_enabled(m->sweep_source, SD_EVENT_OFF);
         (void) sd_event_source_set_description(m->sweep_source, "stream-sweep");
 
         r = sd_event_add_time(m->event, &m->due_source, CLOCK_REALTIME, UINT64_MAX, 0, on_due, m);
@@ -896,11 +895,12 @@ static void on_unfollowed(void *userdata) {
         Manager *m = userdata;
 
         idle_touch(m->idle);
+        (void) sd_event_source_set_enabled(m->sweep_source, SD_EVENT_ONESHOT);
 }
 
 /* A stream holds two fds; one per finished job would run jobd out of them. Followers of a
- * finished job drain and leave; then its stream goes. */
-static int on_sweep(sd_event_source *source, uint64_t usec, void *userdata) {
+ * finished job drain and leave (on_unfollowed); then its stream goes. */
+static int on_sweep(sd_event_source *source, void *userdata) {
         Manager *m = userdata;
         GHashTableIter it;
         gpointer key, value;
@@ -911,8 +911,7 @@ static int on_sweep(sd_event_source *source, uint64_t usec, void *userdata) {
                 if ((!j || job_status_is_finished(j->status)) && follow_stream_n_followers(value) == 0)
                         g_hash_table_iter_remove(&it);
         }
-        (void) sd_event_source_set_time_relative(source, STREAM_SWEEP_USEC);
-        return sd_event_source_set_enabled(source, SD_EVENT_ON);
+        return 0;
 }
 
 static int open_state_subdir(int dir_fd, const char *name, int *ret_fd) {

@@ -162,6 +162,15 @@ events = follow_events(jid)
 ok(any(e["event"] == "log" and e["data"] == "nul\u0000byte" for e in events),
    "a log line with a NUL byte is kept whole", events)
 
+# a finished job's stream (its history file and folder fds) goes once its last follower left
+def jobd_fds():
+    return len(os.listdir(f"/proc/{jobd_main_pid()}/fd"))
+before = jobd_fds()
+for _ in range(5):
+    follow_events(jid)                            # the finished NUL job above: history, then EOF
+wait_for(lambda: jobd_fds() <= before, 10, "jobd's fds back to where they were")
+ok(jobd_fds() <= before, "followers of a finished job leave no stream open behind them", (before, jobd_fds()))
+
 # progress from inside the job, and Follow: history, then live, then EOF
 jid = sh(f"{JOBCTL} progress 40 resizing; echo line-one >&2; sleep 1; echo line-two >&2")
 status_is(jid, "running")
