@@ -136,30 +136,35 @@ static size_t json_max_depth(const char *json) {
         return max;
 }
 
-gboolean params_validate(const char *type, const char *json, size_t max_bytes, GError **error) {
+/* JSON text to a parser holding a root, depth-bounded first. */
+static JsonParser *parse_json(const char *json, GError **error) {
         g_autoptr(JsonParser) parser = NULL;
         g_autoptr(GError) e = NULL;
+
+        if (json_max_depth(json) > PARAMS_DEPTH_MAX)
+                return g_set_error(error, PARAMS_ERROR, PARAMS_ERROR_INVALID,
+                                   "Parameters nest deeper than %u levels.", PARAMS_DEPTH_MAX), NULL;
+        parser = json_parser_new_immutable();
+        if (!json_parser_load_from_data(parser, json, -1, &e))
+                return g_set_error(error, PARAMS_ERROR, PARAMS_ERROR_INVALID,
+                                   "Parameters are not valid JSON: %s", e->message), NULL;
+        if (!json_parser_get_root(parser))
+                return g_set_error(error, PARAMS_ERROR, PARAMS_ERROR_INVALID,
+                                   "Parameters are empty JSON; pass a value such as {}."), NULL;
+        return g_steal_pointer(&parser);
+}
+
+gboolean params_validate(const char *type, const char *json, size_t max_bytes, GError **error) {
+        g_autoptr(JsonParser) parser = NULL;
         size_t size = strlen(json);
 
         if (size > max_bytes)
                 return g_set_error(error, PARAMS_ERROR, PARAMS_ERROR_TOO_LARGE,
                                    "Parameters are %zu bytes; the limit is %zu (MaxParameterBytes= in "
                                    "jobd.conf). Pass large data as input instead.", size, max_bytes), FALSE;
-        if (size == 0)
-                json = "{}";
-
-        if (json_max_depth(json) > PARAMS_DEPTH_MAX)
-                return g_set_error(error, PARAMS_ERROR, PARAMS_ERROR_INVALID,
-                                   "Parameters nest deeper than %u levels.", PARAMS_DEPTH_MAX), FALSE;
-
-        parser = json_parser_new_immutable();
-        if (!json_parser_load_from_data(parser, json, -1, &e))
-                return g_set_error(error, PARAMS_ERROR, PARAMS_ERROR_INVALID,
-                                   "Parameters are not valid JSON: %s", e->message), FALSE;
-        if (!json_parser_get_root(parser))
-                return g_set_error(error, PARAMS_ERROR, PARAMS_ERROR_INVALID,
-                                   "Parameters are empty JSON; pass a value such as {}."), FALSE;
-
+        parser = parse_json(size == 0 ? "{}" : json, error);
+        if (!parser)
+                return FALSE;
         if (g_str_equal(type, JOBTYPE_BUILTIN_EXEC))
                 return validate_exec(json_parser_get_root(parser), error);
         return TRUE;
@@ -168,14 +173,14 @@ gboolean params_validate(const char *type, const char *json, size_t max_bytes, G
 gboolean params_is_json(const char *text) {
         g_autoptr(JsonParser) parser = NULL;
 
-        if (!g_utf8_validate(text, -1, NULL) || json_max_depth(text) > PARAMS_DEPTH_MAX)
+        if (!g_utf8_validate(text, -1, NULL))
                 return FALSE;
-        parser = json_parser_new_immutable();
-        return json_parser_load_from_data(parser, text, -1, NULL) && json_parser_get_root(parser);
+        parser = parse_json(text, NULL);
+        return parser != NULL;
 }
 
 gboolean params_exec_decode(const char *json, char ***ret_argv, char **ret_cwd, char ***ret_env, GError **error) {
-        g_autoptr(JsonParser) parser = json_parser_new_immutable();
+        g_autoptr(JsonParser) parser = NULL;
         g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
         g_autoptr(GPtrArray) env = g_ptr_array_new_with_free_func(g_free);
         JsonObject *o;
@@ -183,8 +188,8 @@ gboolean params_exec_decode(const char *json, char ***ret_argv, char **ret_cwd, 
         JsonNode *n;
 
         /* the journal is root's, but a record is still input: check what the code below assumes */
-        if (!params_validate(JOBTYPE_BUILTIN_EXEC, json, SIZE_MAX, error) ||
-            !json_parser_load_from_data(parser, json, -1, error))
+        parser = parse_json(*json ? json : "{}", error);
+        if (!parser || !validate_exec(json_parser_get_root(parser), error))
                 return FALSE;
         o = json_node_get_object(json_parser_get_root(parser));
         a = json_object_get_array_member(o, "argv");
